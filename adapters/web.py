@@ -1,0 +1,255 @@
+"""The web widget channel: `/widget.js`, the demo shop page `/` and the widget WebSocket `/widget/ws`.
+
+The visitor id is random; its token is HMAC-SHA256(secret, visitor id), so any process can check it
+without a lookup, and a visitor id without its token is refused. The adapter only translates and
+transports: it hands normalised messages to the engine and sends back what the engine returns, plus
+what other processes commit for this conversation (another tab, later an agent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import WSMsgType, web
+
+from bot.config import WebChannel
+from bot.types import Customer, Inbound, Outcome, TranscriptEntry
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).resolve().parent / "static"
+MAX_FRAME_BYTES = 64 * 1024           # a frame larger than this closes the socket (1009)
+HELLO_TIMEOUT = 15.0
+_VISITOR = re.compile(r"^[0-9a-f]{32}$")
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_LOCALES = {"zh-CN", "zh-TW", "en"}
+
+Submit = Callable[[Inbound, str | None], Awaitable[Outcome]]
+History = Callable[[str], Awaitable[list[TranscriptEntry]]]
+Listen = Callable[[str, Callable[[dict[str, Any]], Awaitable[None]]], Callable[[], None]]
+
+
+class RateLimit:
+    """A small token bucket per socket: a burst of `burst`, refilled at `rate` per second."""
+
+    def __init__(self, rate: float = 1.0, burst: int = 8):
+        self.rate, self.burst = rate, burst
+        self.tokens, self.stamp = float(burst), time.monotonic()
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class WebWidget:
+    """Mounts its own routes (Rasa-style) and hands messages to one callback."""
+
+    channel = "web"
+
+    def __init__(self, config: WebChannel, secret: str, submit: Submit, history: History, listen: Listen, public_url: str = ""):
+        self.config = config
+        self._key = secret.encode()
+        self._submit = submit
+        self._history = history
+        self._listen = listen
+        self.public_url = public_url
+
+    def mount(self, app: web.Application) -> None:
+        app.router.add_get("/", self.shop_page)
+        app.router.add_get("/widget.js", self.widget_js)
+        app.router.add_get("/widget/ws", self.socket)
+
+    # ---- static -------------------------------------------------------------------------------
+    async def shop_page(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC / "shop.html", headers={"Content-Type": "text/html; charset=utf-8"})
+
+    async def widget_js(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(
+            STATIC / "widget.js",
+            headers={"Content-Type": "application/javascript; charset=utf-8", "Cache-Control": "public, max-age=300"},
+        )
+
+    # ---- identity -----------------------------------------------------------------------------
+    def token_for(self, visitor: str) -> str:
+        return hmac.new(self._key, f"visitor:{visitor}".encode(), hashlib.sha256).hexdigest()
+
+    def _valid(self, visitor: Any, token: Any) -> bool:
+        return (
+            isinstance(visitor, str) and isinstance(token, str) and bool(_VISITOR.match(visitor))
+            and hmac.compare_digest(self.token_for(visitor), token)
+        )
+
+    def origin_allowed(self, request: web.Request) -> bool:
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return True  # not a browser: CSWSH protection is about browsers
+        allowed = self.config.allowed_origins
+        if "*" in allowed:
+            return True
+        if origin.rstrip("/") in {o.rstrip("/") for o in allowed}:
+            return True
+        own = {f"{request.scheme}://{request.host}"}
+        if self.public_url:
+            parts = urlsplit(self.public_url)
+            own.add(f"{parts.scheme}://{parts.netloc}")
+        return origin.rstrip("/") in own
+
+    # ---- the socket -----------------------------------------------------------------------------
+    async def socket(self, request: web.Request) -> web.StreamResponse:
+        if not self.origin_allowed(request):
+            return web.json_response({"error": "origin_not_allowed", "message": "this origin may not open the chat"}, status=403)
+        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_FRAME_BYTES)
+        await ws.prepare(request)
+        session = _Socket(self, ws)
+        try:
+            await session.run()
+        finally:
+            session.detach()
+        return ws
+
+
+class _Socket:
+    """One open widget socket: the hello handshake, then messages in order."""
+
+    def __init__(self, widget: WebWidget, ws: web.WebSocketResponse):
+        self.widget = widget
+        self.ws = ws
+        self.id = secrets.token_hex(8)
+        self.visitor: str | None = None
+        self.customer: Customer | None = None
+        self.limit = RateLimit()
+        self._unlisten: Callable[[], None] | None = None
+        self._send_lock = asyncio.Lock()
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        async with self._send_lock:
+            if not self.ws.closed:
+                await self.ws.send_str(json.dumps(frame, ensure_ascii=False))
+
+    async def error(self, code: str, message: str, **extra: Any) -> None:
+        await self.send({"type": "error", "code": code, "message": message, **extra})
+
+    def detach(self) -> None:
+        if self._unlisten:
+            self._unlisten()
+            self._unlisten = None
+
+    async def run(self) -> None:
+        try:
+            first = await self.ws.receive(timeout=HELLO_TIMEOUT)
+        except asyncio.TimeoutError:
+            await self.ws.close(code=4408, message=b"hello expected")
+            return
+        pending = [first]
+        while True:
+            msg = pending.pop() if pending else await self.ws.receive()
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                return
+            if msg.type != WSMsgType.TEXT:
+                await self.error("bad_frame", "only JSON text frames are accepted")
+                continue
+            try:
+                frame = json.loads(msg.data)
+            except ValueError:
+                await self.error("bad_json", "the frame is not valid JSON")
+                continue
+            if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+                await self.error("bad_frame", "a frame is a JSON object with a string 'type'")
+                continue
+            kind = frame["type"]
+            if kind == "ping":
+                await self.send({"type": "pong"})
+            elif kind == "hello":
+                if not await self.hello(frame):
+                    return
+            elif kind == "message":
+                await self.message(frame)
+            else:
+                await self.error("bad_frame", f"unknown frame type {kind[:32]!r}")
+
+    async def hello(self, frame: dict[str, Any]) -> bool:
+        visitor, token = frame.get("visitor"), frame.get("token")
+        if visitor is None and token is None:
+            visitor = secrets.token_hex(16)
+        elif not self.widget._valid(visitor, token):
+            await self.error("bad_token", "this visitor id and token do not match; start a new conversation")
+            await self.ws.close(code=4401, message=b"bad token")
+            return False
+        assert isinstance(visitor, str)
+        if self.visitor and self.visitor != visitor:
+            await self.error("bad_frame", "this socket already belongs to another visitor")
+            return True
+        name = frame.get("name")
+        locale = frame.get("locale")
+        self.visitor = visitor
+        self.customer = Customer(
+            id=visitor,
+            name=name.strip()[:64] or None if isinstance(name, str) else None,
+            locale=locale if locale in _LOCALES else None,
+        )
+        self.detach()
+        self._unlisten = self.widget._listen(self.conversation_id, self.on_event)
+        history = await self.widget._history(self.conversation_id)
+        await self.send({
+            "type": "ready", "visitor": visitor, "token": self.widget.token_for(visitor),
+            "history": [e.to_json() for e in history],
+        })
+        return True
+
+    @property
+    def conversation_id(self) -> str:
+        return f"web:{self.visitor}"
+
+    async def message(self, frame: dict[str, Any]) -> None:
+        client_id, text = frame.get("id"), frame.get("text")
+        if self.visitor is None or self.customer is None:
+            await self.error("not_ready", "send hello first")
+            return
+        if not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
+            await self.error("bad_frame", "'id' must be 1-64 letters, digits or - _ . :")
+            return
+        if not isinstance(text, str) or not text.strip():
+            await self.error("bad_frame", "'text' must be a non-empty string", id=client_id)
+            return
+        if len(text) > self.widget.config.max_message_chars:
+            limit = self.widget.config.max_message_chars
+            await self.error("too_long", f"a message may have at most {limit} characters", id=client_id, limit=limit)
+            return
+        if not self.limit.allow():
+            await self.error("rate_limited", "too many messages at once; please wait a moment", id=client_id)
+            return
+        inbound = Inbound(
+            channel=self.widget.channel, conversation_id=self.conversation_id, message_id=client_id,
+            customer=self.customer, text=text.strip(), ts=time.time(),
+        )
+        try:
+            outcome = await self.widget._submit(inbound, self.id)
+        except Exception:
+            log.exception("turn failed for %s", self.conversation_id)
+            await self.error("internal", "sorry, something went wrong; the message will be retried", id=client_id)
+            return
+        for entry in outcome.replies:
+            await self.send(entry.to_json())
+        # The ack comes last: it marks the end of this message's turn on this socket.
+        await self.send({"type": "ack", "id": client_id, "duplicate": outcome.duplicate})
+
+    async def on_event(self, event: dict[str, Any]) -> None:
+        if event.get("origin") == self.id:
+            return  # this socket already got the replies from the engine
+        for message in event.get("messages", ()):
+            await self.send(message)

@@ -1,0 +1,116 @@
+"""The application: builds the pieces from the config and runs them (initialize -> start -> stop)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from adapters.web import WebWidget
+from bot.config import Config
+from bot.embedded import EmbeddedRedis
+from bot.engine import Engine
+from bot.faq import FaqMatcher, load_faq_files
+from bot.hours import ShopClock
+from bot.hub import Hub
+from bot.phrasebook import Phrasebook
+from bot.router import Router
+from bot.store import Store
+from handlers.fallback import Fallback
+from handlers.faq import FaqAnswer
+from handlers.greeting import Greeting
+
+log = logging.getLogger(__name__)
+MAX_BODY = 1024 * 1024
+
+
+def build_router(config: Config, phrasebook: Phrasebook, matcher: FaqMatcher) -> Router:
+    """The handler order is the product's behaviour; keep it explicit."""
+    clock = ShopClock(config.shop.hours, config.shop.zone)
+    return Router([
+        Greeting(phrasebook, clock, config.shop.name),
+        FaqAnswer(matcher, phrasebook, config.faq.miss_limit),
+        Fallback(phrasebook),
+    ])
+
+
+class Xiaoer:
+    """One bot process. Any number of them may share one Redis."""
+
+    def __init__(self, config: Config, clock: Callable[[], float] = time.time, redis_url: str | None = None):
+        self.config = config
+        self.clock = clock
+        self._redis_url = redis_url if redis_url is not None else config.redis.url
+        self.embedded: EmbeddedRedis | None = None
+        self.store: Store | None = None
+        self.engine: Engine | None = None
+        self.hub: Hub | None = None
+        self.app = web.Application(client_max_size=MAX_BODY)
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    async def initialize(self) -> None:
+        """Load content (failing fast on bad files), connect to Redis, build the pipeline and routes."""
+        cfg = self.config
+        phrasebook = Phrasebook.load(cfg.phrasebook_path, cfg.shop.locale)
+        matcher = FaqMatcher(load_faq_files(cfg.faq_paths))
+        url = self._redis_url
+        if not url:
+            self.embedded = EmbeddedRedis(cfg.path(cfg.redis.data_dir))
+            url = await asyncio.to_thread(self.embedded.start)
+            log.info("embedded redis-server started, data in %s", self.embedded.data_dir)
+        self.store = Store.from_url(url, prefix=cfg.redis.prefix, session_ttl=cfg.redis.session_ttl_days * 86400)
+        await self.store.ping()
+        self.engine = Engine(self.store, build_router(cfg, phrasebook, matcher), cfg.shop.locale, self.clock)
+        self.hub = Hub(self.store)
+        self.app.router.add_get("/healthz", self.healthz)
+        self.app.router.add_get("/metrics", self.metrics)
+        if cfg.channels.web.enabled:
+            secret = cfg.channels.web.secret or await self.store.shared_secret("web")
+            store = self.store
+            WebWidget(
+                cfg.channels.web, secret, self.engine.submit, store.history, self.hub.listen, cfg.server.public_url,
+            ).mount(self.app)
+
+    async def start(self) -> None:
+        assert self.hub is not None
+        await self.hub.start()
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.server.host, self.config.server.port)
+        await site.start()
+        bound = [a for a in self._runner.addresses if isinstance(a, tuple)]
+        self.port = bound[0][1] if bound else self.config.server.port
+
+    @property
+    def url(self) -> str:
+        host = self.config.server.host
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        return f"http://{shown}:{self.port}"
+
+    async def stop(self) -> None:
+        if self._runner:
+            await self._runner.cleanup()
+            self._runner = None
+        if self.hub:
+            await self.hub.stop()
+        if self.store:
+            await self.store.close()
+        if self.embedded:
+            await asyncio.to_thread(self.embedded.stop)
+
+    # ---- operational endpoints ------------------------------------------------------------------
+    async def healthz(self, request: web.Request) -> web.Response:
+        assert self.store is not None
+        try:
+            await asyncio.wait_for(self.store.ping(), timeout=2.0)
+        except Exception as exc:
+            return web.json_response({"status": "error", "redis": f"error: {type(exc).__name__}"}, status=503)
+        return web.json_response({"status": "ok", "redis": "ok"})
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})

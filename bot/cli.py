@@ -1,0 +1,138 @@
+"""`python -m bot`: run the bot, check a config, try FAQ matching."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from bot.config import Config, ConfigError, load_config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Xiaoer (店小二) customer-service bot")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="serve everything enabled in the config")
+    run.add_argument("--config", required=True)
+    check = sub.add_parser("check-config", help="validate a config; exit 2 with one line per problem")
+    check.add_argument("--config", required=True)
+    faq = sub.add_parser("faq", help="FAQ tools")
+    faq_sub = faq.add_subparsers(dest="faq_command", required=True)
+    match = faq_sub.add_parser("match", help="match buyer messages (one per line on stdin)")
+    match.add_argument("--faq", action="append", required=True, help="FAQ file (repeatable)")
+    match.add_argument("--json", action="store_true", help="one JSON object per line")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        return _run(args.config)
+    if args.command == "check-config":
+        return _check(args.config)
+    return _faq_match(args.faq, args.json)
+
+
+def _load(path: str) -> Config | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(line, file=sys.stderr)
+        return None
+
+
+def content_problems(config: Config) -> list[str]:
+    """Problems in the files the config points to (FAQ, phrasebook), each naming the key."""
+    from bot.faq import FaqFileError, load_faq_files
+    from bot.phrasebook import Phrasebook, PhrasebookError
+
+    problems = []
+    for i, path in enumerate(config.faq_paths):
+        try:
+            load_faq_files([path])
+        except FaqFileError as exc:
+            problems.append(f"faq.files[{i}]: {exc}")
+    try:
+        load_faq_files(config.faq_paths)
+    except FaqFileError as exc:
+        if not problems:
+            problems.append(f"faq.files: {exc}")
+    try:
+        Phrasebook.load(config.phrasebook_path)
+    except PhrasebookError as exc:
+        problems.append(f"shop.phrasebook_dir: {exc}")
+    return problems
+
+
+def _check(path: str) -> int:
+    config = _load(path)
+    if config is None:
+        return 2
+    problems = content_problems(config)
+    for line in problems:
+        print(line, file=sys.stderr)
+    if problems:
+        return 2
+    enabled = [name for name in ("web", "telegram", "wechat", "wecom_kf") if getattr(config.channels, name).enabled]
+    print(f"{path}: OK (channels: {', '.join(enabled) or 'none'}; store: {'embedded' if not config.redis.url else 'redis'})")
+    return 0
+
+
+def _faq_match(files: list[str], as_json: bool) -> int:
+    from bot.faq import FaqFileError, FaqMatcher, load_faq_files
+    from bot.textnorm import detect_locale
+
+    try:
+        matcher = FaqMatcher(load_faq_files([Path(f) for f in files]))
+    except FaqFileError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    for line in sys.stdin:
+        query = line.rstrip("\r\n")
+        if not query.strip():
+            continue
+        m = matcher.match(query)
+        answer = m.entry.answer_for(detect_locale(query)) if m.entry else None
+        if as_json:
+            print(json.dumps({"query": query, "id": m.id, "score": round(m.score, 4), "answer": answer}, ensure_ascii=False))
+        else:
+            print(f"{m.score:.2f}  {m.id or '(no confident match)'}  {query}")
+    return 0
+
+
+def _run(path: str) -> int:
+    config = _load(path)
+    if config is None:
+        return 2
+    problems = content_problems(config)
+    if problems:
+        for line in problems:
+            print(line, file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(_serve(config))
+    except OSError as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _serve(config: Config) -> None:
+    from bot.app import Xiaoer
+
+    bot = Xiaoer(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await bot.initialize()
+    try:
+        await bot.start()
+        print(f"Xiaoer is running. Demo shop with the chat widget: {bot.url}/", flush=True)
+        print(f"Health: {bot.url}/healthz   Metrics: {bot.url}/metrics   Stop: Ctrl-C", flush=True)
+        await stop.wait()
+        print("Stopping ...", flush=True)
+    finally:
+        await bot.stop()

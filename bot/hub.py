@@ -1,0 +1,68 @@
+"""Fan-out inside one process: committed events from Redis pub/sub to the sockets open here.
+
+Every process subscribes once; sockets register per conversation. Pub/sub is fire and forget, so
+clients resync history from the transcript when they reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+Listener = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class Hub:
+    def __init__(self, store: Store):
+        self.store = store
+        self._listeners: dict[str, set[Listener]] = defaultdict(set)
+        self._task: asyncio.Task[None] | None = None
+
+    def listen(self, conversation_id: str, listener: Listener) -> Callable[[], None]:
+        """Register a listener; returns the function that unregisters it."""
+        self._listeners[conversation_id].add(listener)
+
+        def remove() -> None:
+            group = self._listeners.get(conversation_id)
+            if group is not None:
+                group.discard(listener)
+                if not group:
+                    del self._listeners[conversation_id]
+
+        return remove
+
+    async def start(self) -> None:
+        events = await self.store.subscribe_events()
+        self._task = asyncio.create_task(self._pump(events), name="xiaoer-hub")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _pump(self, events: AsyncIterator[dict[str, Any]]) -> None:
+        while True:
+            try:
+                async for event in events:
+                    for listener in list(self._listeners.get(str(event.get("conversation")), ())):
+                        try:
+                            await listener(event)
+                        except Exception:  # one broken socket must not stop the fan-out
+                            log.exception("listener failed")
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("event subscription lost; resubscribing")
+                await asyncio.sleep(1.0)
+                events = await self.store.subscribe_events()
