@@ -81,7 +81,7 @@ class WebWidget:
     async def widget_js(self, request: web.Request) -> web.StreamResponse:
         return web.FileResponse(
             STATIC / "widget.js",
-            headers={"Content-Type": "application/javascript; charset=utf-8", "Cache-Control": "public, max-age=300"},
+            headers={"Content-Type": "text/javascript; charset=utf-8", "Cache-Control": "public, max-age=300"},
         )
 
     # ---- identity -----------------------------------------------------------------------------
@@ -111,9 +111,15 @@ class WebWidget:
 
     # ---- the socket -----------------------------------------------------------------------------
     async def socket(self, request: web.Request) -> web.StreamResponse:
-        if not self.origin_allowed(request):
-            return web.json_response({"error": "origin_not_allowed", "message": "this origin may not open the chat"}, status=403)
         ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_FRAME_BYTES)
+        if not self.origin_allowed(request):
+            # Accept only to say why and close: a plain 403 reaches a browser as close code 1006 and the
+            # widget could not tell a misconfigured shop from a network blip. Nothing is read from it.
+            await ws.prepare(request)
+            await ws.send_json({"type": "error", "code": "origin_not_allowed",
+                                "message": "this page's origin may not open the chat (channels.web.allowed_origins)"})
+            await ws.close(code=4403, message=b"origin not allowed")
+            return ws
         await ws.prepare(request)
         session = _Socket(self, ws)
         try:

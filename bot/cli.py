@@ -18,6 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="serve everything enabled in the config")
     run.add_argument("--config", required=True)
+    run.add_argument("--host", help="override server.host (e.g. 0.0.0.0 in a container)")
+    run.add_argument("--port", type=int, help="override server.port")
     check = sub.add_parser("check-config", help="validate a config; exit 2 with one line per problem")
     check.add_argument("--config", required=True)
     faq = sub.add_parser("faq", help="FAQ tools")
@@ -27,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     match.add_argument("--json", action="store_true", help="one JSON object per line")
     args = parser.parse_args(argv)
     if args.command == "run":
-        return _run(args.config)
+        return _run(args.config, args.host, args.port)
     if args.command == "check-config":
         return _check(args.config)
     return _faq_match(args.faq, args.json)
@@ -101,10 +103,13 @@ def _faq_match(files: list[str], as_json: bool) -> int:
     return 0
 
 
-def _run(path: str) -> int:
+def _run(path: str, host: str | None = None, port: int | None = None) -> int:
     config = _load(path)
     if config is None:
         return 2
+    overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    if overrides:
+        config = config.model_copy(update={"server": config.server.model_copy(update=overrides)})
     problems = content_problems(config)
     if problems:
         for line in problems:

@@ -163,15 +163,12 @@ async def test_wrong_token_is_refused_and_nothing_stored(bot, http, redis_client
     assert await keys(redis_client, prefix) == []
 
 
-async def test_foreign_origin_is_refused_before_the_upgrade(bot, http, redis_client, prefix):
-    async with http.get(bot.url.replace("http", "ws") + "/widget/ws",
-                        headers={"Origin": "https://evil.example", "Connection": "Upgrade", "Upgrade": "websocket",
-                                 "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}) as resp:
-        assert resp.status == 403
-        assert (await resp.json())["error"] == "origin_not_allowed"
-    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
-        await WidgetClient(http, bot.url, origin="https://evil.example").connect()
-    assert info.value.status == 403
+async def test_foreign_origin_is_refused_with_a_clear_error_and_nothing_stored(bot, http, redis_client, prefix):
+    client = WidgetClient(http, bot.url, origin="https://evil.example")
+    error = await client.connect()
+    assert error["type"] == "error" and error["code"] == "origin_not_allowed"
+    closed = await client.receive()
+    assert closed["type"] == "closed" and client.ws is not None and client.ws.close_code == 4403
     assert await keys(redis_client, prefix) == []
 
 
@@ -179,8 +176,8 @@ async def test_allowed_origins_from_config(start_bot, http):
     bot = await start_bot(channels={"web": {"allowed_origins": ["https://shop.example.com"]}})
     ready = await WidgetClient(http, bot.url, origin="https://shop.example.com").connect()
     assert ready["type"] == "ready"
-    with pytest.raises(aiohttp.WSServerHandshakeError):
-        await WidgetClient(http, bot.url, origin="https://other.example.com").connect()
+    refused = await WidgetClient(http, bot.url, origin="https://other.example.com").connect()
+    assert refused["code"] == "origin_not_allowed"
 
 
 async def test_ping_pong_and_unknown_frame(bot, http):
@@ -197,7 +194,7 @@ async def test_demo_page_and_widget_script_are_served(bot, http):
         assert resp.status == 200 and resp.content_type == "text/html"
         assert '<script src="/widget.js"' in await resp.text()
     async with http.get(bot.url + "/widget.js") as resp:
-        assert resp.status == 200 and resp.content_type == "application/javascript"
+        assert resp.status == 200 and resp.content_type == "text/javascript"
         assert "/widget/ws" in await resp.text()
 
 
