@@ -105,9 +105,17 @@ class FaqConfig(_Section):
     miss_limit: int = Field(2, ge=1)
 
 
+DISPUTE_CLASSES = ("request", "misses", "product", "logistics", "service", "bad_review")
+
+
 class HandoffConfig(_Section):
-    first_response_timeout: int = Field(60, ge=5)
+    first_response_timeout: int = Field(60, ge=1)
     max_reassignments: int = Field(3, ge=0)
+    idle_close: int = Field(1800, ge=10)       # seconds without a buyer message before a handed-off chat closes
+    default_group: str = ""                    # "" = the first [[groups]] entry
+    # why -> group: request, misses, product, logistics, service, bad_review. bad_review defaults to a
+    # group named "reviews" when there is one: ordinary agents should not handle bad reviews.
+    routes: dict[str, str] = Field(default_factory=dict)
 
 
 class GroupConfig(_Section):
@@ -207,12 +215,43 @@ class Config(_Section):
             for j, group in enumerate(agent.groups):
                 if group not in names:
                     problems.append(f"agents[{i}].groups[{j}]: unknown group {group!r}")
+        for key, group in self.handoff.routes.items():
+            if key not in DISPUTE_CLASSES:
+                problems.append(f"handoff.routes.{key}: unknown reason (use {', '.join(DISPUTE_CLASSES)})")
+            elif group not in names:
+                problems.append(f"handoff.routes.{key}: unknown group {group!r}")
+        if self.handoff.default_group and self.handoff.default_group not in names:
+            problems.append(f"handoff.default_group: unknown group {self.handoff.default_group!r}")
         for name in ("telegram", "wechat", "wecom_kf"):
             if getattr(self.channels, name).enabled and name not in AVAILABLE_CHANNELS:
                 problems.append(f"channels.{name}.enabled: the {name} channel is not part of this version yet")
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    @property
+    def group_names(self) -> list[str]:
+        """Skill groups; a config without [[groups]] has one implicit group, "default"."""
+        return [g.name for g in self.groups] or ["default"]
+
+    def group_display(self, name: str) -> str:
+        return next((g.display_name or g.name for g in self.groups if g.name == name), name)
+
+    def route(self, reason: str) -> str:
+        """The group a handoff for `reason` goes to."""
+        names = self.group_names
+        if reason in self.handoff.routes:
+            return self.handoff.routes[reason]
+        if reason == "bad_review" and "reviews" in names:
+            return "reviews"
+        return self.handoff.default_group or names[0]
+
+    def members(self, group: str) -> list[AgentConfig]:
+        """Agents serving a group; an agent with no groups serves every group."""
+        return [a for a in self.agents if not a.groups or group in a.groups]
+
+    def agent(self, username: str) -> AgentConfig | None:
+        return next((a for a in self.agents if a.username == username), None)
 
     def path(self, value: str) -> Path:
         """Resolve a path from the config against the config file's folder."""

@@ -2,28 +2,43 @@
 
     adapter -> submit(Inbound) -> claim + lock + load (store) -> router -> commit (store) -> Outcome
 
-The adapter that submitted the event gets the replies back (so WeChat can answer inside its HTTP
-response); every process also receives the committed event over pub/sub for other open sockets.
+Buyer messages, agent actions from the desk and timer ticks all take this path, so locking,
+transcript, timers and notifications live in one place. The adapter that submitted the event gets
+the replies back (so WeChat can answer inside its HTTP response); every process also receives the
+committed event over pub/sub for the other open sockets and the desks.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from bot import metrics
 from bot.router import Context, Router
-from bot.store import Store
+from bot.store import NotAssigned, Store, stamp
 from bot.textnorm import detect_locale
-from bot.types import Inbound, Outcome, Sender, TranscriptEntry
+from bot.types import Inbound, Outcome, Sender, Session, TranscriptEntry
+
+AfterCommit = Callable[[Inbound, Session, list[dict[str, Any]]], Awaitable[None]]
 
 
 class Engine:
-    def __init__(self, store: Store, router: Router, default_locale: str = "zh-CN", clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        store: Store,
+        router: Router,
+        default_locale: str = "zh-CN",
+        clock: Callable[[], float] = time.time,
+        routing: Callable[[float], dict[str, Any]] | None = None,
+        after_commit: AfterCommit | None = None,
+    ):
         self.store = store
         self.router = router
         self.default_locale = default_locale
         self.clock = clock
+        self.routing = routing or (lambda now: {"now": stamp(now), "timeout": 60, "max_reassignments": 3, "members": {}})
+        self.after_commit = after_commit
 
     async def submit(self, inbound: Inbound, origin: str | None = None) -> Outcome:
         """Handle one event exactly once. A duplicate (same message id) returns no replies."""
@@ -37,40 +52,52 @@ class Engine:
             session = turn.session
             if session.created_at == 0.0:
                 session = session.evolve(created_at=now)
-            name = inbound.customer.name or session.customer_name
-            session = session.evolve(customer_name=name, locale=session.locale or inbound.customer.locale)
-            ctx = Context(inbound=inbound, session=session, now=now, locale=self._locale(inbound, session.locale))
+            locale = self._locale(inbound, session.locale)
+            if inbound.from_buyer:
+                name = inbound.customer.name or session.customer_name
+                session = session.evolve(customer_name=name, locale=locale, last_buyer_at=now)
+            ctx = Context(inbound=inbound, session=session, now=now, locale=locale)
             try:
                 result = self.router.route(ctx)
             except Exception:
                 metrics.TURN_ERRORS.inc()
                 raise
+            if result.error:
+                return Outcome(replies=(), handler=result.handler, error=result.error)
             final = (result.session or ctx.session).evolve(turns=session.turns + 1, updated_at=now)
             entries: list[TranscriptEntry] = []
-            if inbound.kind != "event":
+            if inbound.from_buyer:
                 entries.append(TranscriptEntry(inbound.message_id, Sender.VISITOR, inbound.text, now))
             replies = tuple(
-                TranscriptEntry(f"{inbound.message_id}~{i}", r.sender, r.text, now) for i, r in enumerate(result.replies)
+                TranscriptEntry(f"{inbound.message_id}~{i}", r.sender, r.text, now,
+                                agent=inbound.agent if r.sender is Sender.AGENT else None, buttons=r.buttons)
+                for i, r in enumerate(result.replies)
             )
             entries.extend(replies)
             event = {
                 "type": "messages",
                 "conversation": inbound.conversation_id,
-                "channel": inbound.channel,
+                "channel": final.channel,
                 "origin": origin,
                 "messages": [e.to_json() for e in entries],
-            }
-            await turn.commit(final, entries, event)
-        metrics.MESSAGES.labels(inbound.channel).inc()
+            } if entries else None
+            try:
+                results = await turn.commit(final, entries, event, result.effects, self.routing(now) if result.effects else None)
+            except NotAssigned as exc:
+                return Outcome(replies=(), handler=result.handler, error=str(exc).lower())
+        if inbound.from_buyer:
+            metrics.MESSAGES.labels(inbound.channel).inc()
         metrics.HANDLED.labels(result.handler).inc()
         if "faq" in result.handler.split("+"):
             metrics.FAQ.labels("answered" if result.intent else "missed").inc()
         metrics.TURN_SECONDS.observe(time.perf_counter() - started)
+        if results and self.after_commit:
+            await self.after_commit(inbound, final, results)
         return Outcome(replies=replies, handler=result.handler)
 
     def _locale(self, inbound: Inbound, session_locale: str | None) -> str:
         """Answer in the script/language of this message; fall back to what we know of the buyer."""
         text = inbound.text
-        if any(ch.isalpha() for ch in text):
+        if inbound.from_buyer and any(ch.isalpha() for ch in text):
             return detect_locale(text)
         return session_locale or inbound.customer.locale or self.default_locale

@@ -21,7 +21,7 @@ REQUIRED = (
     "system.back_today", "system.back_tomorrow", "system.greeting_again", "system.rephrase",
     "system.offer_human", "system.unsupported", "system.too_long",
 )
-PLACEHOLDERS = frozenset({"shop", "name", "open", "close", "back"})
+PLACEHOLDERS = frozenset({"shop", "name", "open", "close", "back", "agent", "group", "position", "wait"})
 BASE_LOCALES = ("zh-CN", "en")
 
 

@@ -15,36 +15,24 @@ import asyncio
 import json
 import secrets
 import weakref
+from pathlib import Path
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, fields
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.lock import Lock
-from redis.exceptions import LockError
+from redis.exceptions import LockError, ResponseError
 
-from bot.types import Inbound, Sender, Session, State, TranscriptEntry
+from bot.types import Effect, Handoff, Inbound, Sender, Session, State, TranscriptEntry
 
-_COMMIT = """
--- KEYS: session, transcript, message claim, lock
--- ARGV: lock token, claim token, session ttl (s), dedupe ttl (s), transcript cap, session json,
---       entries json, event channel, event json
-if redis.call('GET', KEYS[4]) ~= ARGV[1] then return redis.error_reply('LOST_LOCK') end
-if redis.call('GET', KEYS[3]) ~= ARGV[2] then return redis.error_reply('LOST_CLAIM') end
-local session = cjson.decode(ARGV[6])
-redis.call('DEL', KEYS[1])
-local flat = {}
-for k, v in pairs(session) do flat[#flat + 1] = k; flat[#flat + 1] = v end
-if #flat > 0 then redis.call('HSET', KEYS[1], unpack(flat)) end
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-for _, e in ipairs(cjson.decode(ARGV[7])) do
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'id', e[1], 'from', e[2], 'text', e[3], 'ts', e[4])
-end
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-redis.call('SET', KEYS[3], 'done', 'EX', ARGV[4])
-if ARGV[9] ~= '' then redis.call('PUBLISH', ARGV[8], ARGV[9]) end
-return 1
-"""
+_LUA = Path(__file__).resolve().parent / "lua"
+
+
+def _script(name: str) -> str:
+    """A script from bot/lua/, with the shared helpers in front."""
+    return (_LUA / "lib.lua").read_text() + "\n" + (_LUA / f"{name}.lua").read_text()
+
 
 _RELEASE_CLAIM = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -52,8 +40,23 @@ return 0
 """
 
 
+def stamp(ts: float) -> str:
+    """Times stored in routing state are fixed-format strings, so versions compare exactly."""
+    return f"{ts:.3f}"
+
+
 class StoreError(Exception):
     """A turn could not be committed (lost lock or claim); nothing was written."""
+
+
+class NotAssigned(StoreError):
+    """An agent acted on a chat it does not own (any more); nothing was written.
+
+    The message is the reason: NOT_ASSIGNED, SAME_AGENT or TARGET_OFFLINE.
+    """
+
+
+_REFUSALS = {"NOT_ASSIGNED", "SAME_AGENT", "TARGET_OFFLINE"}
 
 
 class Store:
@@ -76,7 +79,9 @@ class Store:
         self.lock_timeout = lock_timeout
         self.dedupe_ttl = dedupe_ttl
         self.transcript_cap = transcript_cap
-        self._commit = client.register_script(_COMMIT)
+        self._commit = client.register_script(_script("commit"))
+        self._drain = client.register_script(_script("drain"))
+        self._claim_timers = client.register_script((_LUA / "timers.lua").read_text())
         self._release_claim = client.register_script(_RELEASE_CLAIM)
         # In-process FIFO per conversation in front of the Redis lock, so that messages of one
         # conversation arriving at this process are handled in arrival order (Redis locks are not fair).
@@ -126,14 +131,104 @@ class Store:
         return turn
 
     async def load_session(self, conversation_id: str, channel: str) -> Session:
-        raw = await self.redis.hgetall(self._conv(conversation_id, "session"))
-        if not raw:
-            return Session(conversation_id=conversation_id, channel=channel)
-        return _session_from_hash(conversation_id, channel, raw)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self._conv(conversation_id, "session"))
+            pipe.hgetall(self._conv(conversation_id, "handoff"))
+            raw, handoff = await pipe.execute()
+        session = _session_from_hash(conversation_id, channel, raw) if raw else Session(conversation_id, channel)
+        if handoff.get("state") in (State.QUEUED, State.WITH_AGENT):
+            session = session.evolve(handoff=_handoff(handoff), state=State(handoff["state"]))
+        elif session.state in (State.QUEUED, State.WITH_AGENT):
+            session = session.evolve(state=State.BOT)  # the handoff was closed outside this turn
+        return session
 
     async def history(self, conversation_id: str, limit: int = 200) -> list[TranscriptEntry]:
         rows = await self.redis.xrevrange(self._conv(conversation_id, "transcript"), count=limit)
         return [_entry(fields_) for _, fields_ in reversed(rows)]
+
+    async def append(self, conversation_id: str, entries: Sequence[TranscriptEntry], event: dict[str, Any]) -> None:
+        """Append notices (queue position, assignment) outside a turn and fan them out."""
+        key = self._conv(conversation_id, "transcript")
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for e in entries:
+                pipe.xadd(key, _entry_fields(e), maxlen=self.transcript_cap, approximate=True)
+            pipe.expire(key, self.session_ttl)
+            pipe.hget(self._conv(conversation_id, "handoff"), "agent")
+            *_, owner = await pipe.execute()
+        await self.publish({**event, "agent": owner})
+
+    async def publish(self, event: dict[str, Any]) -> None:
+        await self.redis.publish(self.events_channel, json.dumps(event, ensure_ascii=False))
+
+    # ---- handoff routing ----------------------------------------------------------------------
+    async def drain(self, routing: dict[str, Any]) -> tuple[list[tuple[str, str, str]], list[tuple[str, int, str]]]:
+        """Assign queued chats to free agents; returns (assigned (cid, agent, group), moved (cid, position, group))."""
+        raw = json.loads(await self._drain(args=[json.dumps({**routing, "p": self.prefix})]))
+        return [tuple(a) for a in raw.get("assigned") or []], [tuple(m) for m in raw.get("moved") or []]  # type: ignore[misc]
+
+    async def agent_socket(self, username: str, socket_id: str, expires: float) -> None:
+        """Mark one desk socket of an agent alive until `expires` (renewed by its heartbeat)."""
+        await self.redis.zadd(f"{self.prefix}presence:{username}", {socket_id: expires})
+
+    async def agent_socket_closed(self, username: str, socket_id: str) -> None:
+        await self.redis.zrem(f"{self.prefix}presence:{username}", socket_id)
+
+    async def set_agent_status(self, username: str, status: str) -> None:
+        await self.redis.hset(f"{self.prefix}agent:{username}", "status", status)
+
+    async def agent_state(self, username: str, now: float) -> tuple[str, bool, list[str]]:
+        """(status, online, open chats) of one agent."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(f"{self.prefix}agent:{username}", "status")
+            pipe.zcount(f"{self.prefix}presence:{username}", now, "+inf")
+            pipe.smembers(f"{self.prefix}agent:{username}:chats")
+            status, sockets, chats = await pipe.execute()
+        status = status or "online"
+        return status, bool(sockets) and status != "away", sorted(chats)
+
+    async def queue(self, group: str, limit: int = 200) -> list[tuple[str, float]]:
+        """Queued conversation ids of a group with their scores, head first."""
+        return [(cid, score) for cid, score in await self.redis.zrange(f"{self.prefix}queue:{group}", 0, limit - 1, withscores=True)]
+
+    async def handoff_of(self, conversation_id: str) -> Handoff | None:
+        raw = await self.redis.hgetall(self._conv(conversation_id, "handoff"))
+        return _handoff(raw) if raw.get("state") in (State.QUEUED, State.WITH_AGENT) else None
+
+    async def recent_waits(self) -> list[float]:
+        """Recent waits from handoff to an agent's first reply, in seconds (newest first)."""
+        return [float(v) for v in await self.redis.lrange(f"{self.prefix}stats:waits", 0, 49)]
+
+    # ---- timers -------------------------------------------------------------------------------
+    async def add_timer(self, member: str, due: float) -> None:
+        await self.redis.zadd(f"{self.prefix}timers", {member: due})
+
+    async def claim_timers(self, now: float, lease: float, limit: int = 50) -> list[str]:
+        """Due timers, each leased to this caller; a crashed holder's lease expires and it fires again."""
+        return list(await self._claim_timers(keys=[f"{self.prefix}timers", f"{self.prefix}timers:leased"], args=[now, lease, limit]))
+
+    async def ack_timer(self, member: str) -> None:
+        await self.redis.zrem(f"{self.prefix}timers:leased", member)
+
+    async def pending_timers(self) -> list[tuple[str, float]]:
+        return [(m, s) for m, s in await self.redis.zrange(f"{self.prefix}timers", 0, -1, withscores=True)]
+
+    # ---- desk logins --------------------------------------------------------------------------
+    async def create_login(self, token: str, username: str, ttl: int) -> None:
+        await self.redis.set(f"{self.prefix}login:{token}", username, ex=ttl)
+
+    async def login_user(self, token: str) -> str | None:
+        return await self.redis.get(f"{self.prefix}login:{token}")
+
+    async def delete_login(self, token: str) -> None:
+        await self.redis.delete(f"{self.prefix}login:{token}")
+
+    async def count_login_failure(self, username: str, window: int) -> int:
+        key = f"{self.prefix}login-failures:{username}"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, window)
+            count, _ = await pipe.execute()
+        return int(count)
 
     # ---- shared secrets -----------------------------------------------------------------------
     async def shared_secret(self, name: str) -> str:
@@ -194,25 +289,46 @@ class Turn:
             await self._release_lock()
             raise
 
-    async def commit(self, session: Session, entries: Sequence[TranscriptEntry], event: dict[str, Any] | None) -> None:
+    async def commit(
+        self,
+        session: Session,
+        entries: Sequence[TranscriptEntry],
+        event: dict[str, Any] | None,
+        effects: Sequence[Effect] = (),
+        routing: dict[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Write the turn atomically; returns one result per effect.
+
+        Raises NotAssigned (and writes nothing) when an agent acts on a chat it no longer owns.
+        """
         store = self.store
         cid = self.inbound.conversation_id
         token = self._lock.local.token
         token = token.decode() if isinstance(token, bytes) else token
-        payload = [[e.id, str(e.sender), e.text, repr(e.ts)] for e in entries]
+        payload = [list(_entry_fields(e).values()) for e in entries]
+        effects_json = [{k: v for k, v in vars(e).items() if v is not None} for e in effects]
+        ctx = {**(routing or {}), "p": store.prefix, "cid": cid} if effects else {}
         try:
-            await store._commit(
-                keys=[store._conv(cid, "session"), store._conv(cid, "transcript"), self._claim_key, store._conv(cid, "lock")],
+            raw = await store._commit(
+                keys=[store._conv(cid, "session"), store._conv(cid, "transcript"), self._claim_key,
+                      store._conv(cid, "lock"), store._conv(cid, "handoff")],
                 args=[
                     token, self._claim, store.session_ttl, store.dedupe_ttl, store.transcript_cap,
                     json.dumps(_session_to_hash(session), ensure_ascii=False),
                     json.dumps(payload, ensure_ascii=False),
                     store.events_channel, json.dumps(event, ensure_ascii=False) if event else "",
+                    json.dumps(effects_json), json.dumps(ctx),
                 ],
             )
+        except ResponseError as exc:
+            if str(exc) in _REFUSALS:
+                raise NotAssigned(str(exc)) from None
+            raise StoreError(f"commit of {cid} failed: {exc}") from exc
         except Exception as exc:
             raise StoreError(f"commit of {cid} failed: {exc}") from exc
         self.committed = True
+        results = json.loads(raw)
+        return results if isinstance(results, list) else []
 
     async def _release_lock(self) -> None:
         try:
@@ -233,21 +349,25 @@ class Turn:
             self._local.release()
 
 
-_INT_FIELDS = {"miss_count", "turns"}
-_FLOAT_FIELDS = {"created_at", "updated_at"}
+_INT_FIELDS = {"miss_count", "turns", "cases"}
+_FLOAT_FIELDS = {"created_at", "updated_at", "last_buyer_at"}
+_NOT_STORED = {"conversation_id", "handoff"}
 
 
 def _session_to_hash(session: Session) -> dict[str, str]:
     out: dict[str, str] = {}
-    for key, value in asdict(session).items():
-        if key in ("conversation_id",) or value is None:
+    for f in fields(Session):
+        value = getattr(session, f.name)
+        if f.name in _NOT_STORED or value is None:
             continue
-        out[key] = repr(value) if isinstance(value, float) else str(value)
+        if f.name == "state" and value in (State.QUEUED, State.WITH_AGENT):
+            value = State.BOT  # the handoff hash owns these states
+        out[f.name] = repr(value) if isinstance(value, float) else str(value)
     return out
 
 
 def _session_from_hash(conversation_id: str, channel: str, raw: dict[str, str]) -> Session:
-    known = {f.name for f in fields(Session)}
+    known = {f.name for f in fields(Session)} - _NOT_STORED
     values: dict[str, Any] = {"conversation_id": conversation_id, "channel": raw.get("channel", channel)}
     for key, value in raw.items():
         if key not in known or key in values:
@@ -263,5 +383,28 @@ def _session_from_hash(conversation_id: str, channel: str, raw: dict[str, str]) 
     return Session(**values)
 
 
+def _handoff(raw: dict[str, str]) -> Handoff:
+    def num(key: str) -> float | None:
+        return float(raw[key]) if raw.get(key) else None
+
+    return Handoff(
+        state=State(raw["state"]), group=raw.get("group", ""), reason=raw.get("reason", ""),
+        queued_at=num("queued_at") or 0.0, agent=raw.get("agent") or None, assigned_at=num("assigned_at"),
+        first_reply_at=num("first_reply_at"), reassignments=int(raw.get("reassignments") or 0),
+        version=raw.get("assigned_at", ""),
+    )
+
+
+def _entry_fields(e: TranscriptEntry) -> dict[str, str]:
+    return {
+        "id": e.id, "from": str(e.sender), "text": e.text, "ts": repr(e.ts), "agent": e.agent or "",
+        "buttons": json.dumps(e.buttons, ensure_ascii=False) if e.buttons else "",
+    }
+
+
 def _entry(raw: dict[str, str]) -> TranscriptEntry:
-    return TranscriptEntry(id=raw["id"], sender=Sender(raw["from"]), text=raw["text"], ts=float(raw["ts"]))
+    buttons = tuple(tuple(b) for b in json.loads(raw["buttons"])) if raw.get("buttons") else ()
+    return TranscriptEntry(
+        id=raw["id"], sender=Sender(raw["from"]), text=raw["text"], ts=float(raw["ts"]),
+        agent=raw.get("agent") or None, buttons=buttons,  # type: ignore[arg-type]
+    )

@@ -35,12 +35,26 @@ class Customer:
     locale: str | None = None
 
 
+class Kind(StrEnum):
+    """What an Inbound event is. Buyer messages, agent actions and timer ticks share one pipeline."""
+
+    TEXT = "text"                # a buyer's text message
+    UNSUPPORTED = "unsupported"  # a buyer's picture, sticker, voice ...
+    AGENT_REPLY = "agent_reply"
+    AGENT_CLOSE = "agent_close"
+    AGENT_TRANSFER = "agent_transfer"
+    TIMER = "timer"              # text = "<timer kind>|<version>", e.g. "frt|alice|1700000000.0"
+
+
+BUYER_KINDS = frozenset({Kind.TEXT, Kind.UNSUPPORTED})
+
+
 @dataclass(frozen=True)
 class Inbound:
-    """One normalised event from an adapter.
+    """One normalised event from an adapter (or the desk, or the timer runner).
 
-    `message_id` is the platform's id (WeChat MsgId, Telegram update_id, widget client id); the engine
-    dedupes on it so a retry never produces a second reply.
+    `message_id` is the platform's id (WeChat MsgId, Telegram update_id, widget client id, timer
+    member); the engine dedupes on it so a retry never produces a second reply.
     """
 
     channel: str
@@ -48,8 +62,14 @@ class Inbound:
     message_id: str
     customer: Customer
     text: str = ""
-    kind: str = "text"  # "text" | "unsupported" (picture, sticker, voice ...) | "event"
+    kind: str = Kind.TEXT
     ts: float = 0.0
+    agent: str | None = None    # the acting agent for agent actions
+    target: str | None = None   # transfer target: "group:<name>" or "agent:<username>"
+
+    @property
+    def from_buyer(self) -> bool:
+        return self.kind in BUYER_KINDS
 
 
 @dataclass(frozen=True)
@@ -59,6 +79,7 @@ class Reply:
     text: str
     sender: Sender = Sender.BOT
     phrase: str | None = None
+    buttons: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,6 +96,14 @@ class Session:
     turns: int = 0
     created_at: float = 0.0
     updated_at: float = 0.0
+    last_buyer_at: float = 0.0
+    tags: str = ""                  # comma-separated
+    cases: int = 0                  # past (closed) handoffs
+    rating_pending: str = ""        # "1" after a close, until the buyer rates or moves on
+    rating: str = ""                # the last satisfaction rating, 1-5
+    # The handoff fields below are owned by the atomic handoff steps in the store (a separate hash);
+    # handlers read them and ask for changes through effects.
+    handoff: Handoff | None = None
 
     @property
     def is_new(self) -> bool:
@@ -82,6 +111,41 @@ class Session:
 
     def evolve(self, **changes: object) -> Session:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """A conversation's human-handoff record (QUEUED or WITH_AGENT; gone when closed)."""
+
+    state: State
+    group: str
+    reason: str
+    queued_at: float
+    agent: str | None = None
+    assigned_at: float | None = None
+    first_reply_at: float | None = None
+    reassignments: int = 0
+    version: str = ""  # assigned_at exactly as stored: a timer acts only on the assignment it was set for
+
+
+@dataclass(frozen=True)
+class Effect:
+    """A change to shared routing state, executed atomically at commit.
+
+    kind: "handoff" (group, reason) | "first_reply" (agent) | "reassign" (agent, version) |
+          "transfer" (agent, group or target_agent) | "close" (reason, agent) | "rate" (score) |
+          "timer" (member, due)
+    """
+
+    kind: str
+    group: str | None = None
+    reason: str | None = None
+    agent: str | None = None
+    target_agent: str | None = None
+    version: str | None = None
+    score: int | None = None
+    member: str | None = None
+    due: float | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +161,9 @@ class Result:
     handler: str = ""
     intent: str | None = None
     final: bool = True
+    effects: tuple[Effect, ...] = ()
+    record_message: bool = True  # False: an agent action refused by the handler leaves no transcript line
+    error: str | None = None     # an agent action refused: the code sent back to the desk
     meta: Mapping[str, object] = field(default_factory=dict)
 
 
@@ -108,9 +175,16 @@ class TranscriptEntry:
     sender: Sender
     text: str
     ts: float
+    agent: str | None = None
+    buttons: tuple[tuple[str, str], ...] = ()  # (label, text to send back)
 
     def to_json(self) -> dict[str, object]:
-        return {"type": "message", "id": self.id, "from": str(self.sender), "text": self.text, "ts": self.ts}
+        out: dict[str, object] = {"type": "message", "id": self.id, "from": str(self.sender), "text": self.text, "ts": self.ts}
+        if self.agent:
+            out["agent"] = self.agent
+        if self.buttons:
+            out["buttons"] = [{"label": label, "text": text} for label, text in self.buttons]
+        return out
 
 
 @dataclass(frozen=True)
@@ -120,3 +194,4 @@ class Outcome:
     replies: tuple[TranscriptEntry, ...]
     duplicate: bool = False
     handler: str = ""
+    error: str | None = None

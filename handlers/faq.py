@@ -1,7 +1,7 @@
 """FAQ quick replies: the shop's standard answer when the matcher is confident, never a guess.
 
-Unsure: ask politely to rephrase and offer a human; after `miss_limit` misses in a row, offer the
-human more clearly. The miss count and the last intent live in the session (escalation reads them).
+Unsure: ask politely to rephrase and offer a human; after `miss_limit` misses in a row, hand the
+chat to a human. The miss count and the last intent live in the session.
 """
 
 from __future__ import annotations
@@ -9,16 +9,19 @@ from __future__ import annotations
 from bot.faq import FaqMatcher
 from bot.phrasebook import Phrasebook
 from bot.router import Context
-from bot.types import Reply, Result, State
+from collections.abc import Callable
+
+from bot.types import Effect, Reply, Result, State
 
 
 class FaqAnswer:
     name = "faq"
 
-    def __init__(self, matcher: FaqMatcher, phrasebook: Phrasebook, miss_limit: int):
+    def __init__(self, matcher: FaqMatcher, phrasebook: Phrasebook, miss_limit: int, route: Callable[[str], str] | None = None):
         self.matcher = matcher
         self.phrasebook = phrasebook
         self.miss_limit = miss_limit
+        self.route = route  # None: no human handoff, the bot only offers one
 
     def handle(self, ctx: Context) -> Result | None:
         if ctx.inbound.kind != "text" or not ctx.inbound.text.strip():
@@ -31,7 +34,14 @@ class FaqAnswer:
             reply = Reply(text=match.entry.answer_for(ctx.locale), phrase=f"faq:{match.entry.id}")
             return Result(replies=(reply,), session=session, intent=match.entry.id, meta=meta)
         misses = ctx.session.miss_count + 1
-        pid = "system.offer_human" if misses >= self.miss_limit else "system.rephrase"
+        effects: tuple[Effect, ...] = ()
+        if misses < self.miss_limit:
+            pid = "system.rephrase"
+        elif self.route is None:
+            pid = "system.offer_human"
+        else:
+            pid, misses = "system.handoff_misses", 0
+            effects = (Effect("handoff", group=self.route("misses"), reason="misses"),)
         session = ctx.session.evolve(state=state, miss_count=misses, last_intent=None)
         reply = Reply(text=self.phrasebook.text(pid, ctx.locale, name=ctx.session.customer_name or ""), phrase=pid)
-        return Result(replies=(reply,), session=session, intent=None, meta=meta)
+        return Result(replies=(reply,), session=session, intent=None, meta=meta, effects=effects)

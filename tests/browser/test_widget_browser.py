@@ -22,6 +22,6 @@ async def test_buyer_asks_in_the_widget_and_history_survives_a_reload(bot, brows
     await page.locator('[data-xiaoer="launcher"]').click()
     visitor = page.locator('[data-xiaoer="message"][data-from="visitor"]')
     await visitor.first.wait_for()
-    assert await visitor.first.inner_text() == "请问什么时候发货？"
+    assert await visitor.first.locator(".bubble").inner_text() == "请问什么时候发货？"
     assert await page.locator('[data-xiaoer="message"][data-from="bot"]').count() == 2
     assert errors == []

@@ -1,0 +1,139 @@
+-- Commit one turn atomically: session, transcript, dedupe mark, handoff effects, fan-out event.
+-- KEYS: 1 session, 2 transcript, 3 message claim, 4 lock, 5 handoff
+-- ARGV: 1 lock token, 2 claim token, 3 session ttl, 4 dedupe ttl, 5 transcript cap, 6 session json,
+--       7 entries json, 8 event channel, 9 event json, 10 effects json, 11 routing json
+if redis.call('GET', KEYS[4]) ~= ARGV[1] then return redis.error_reply('LOST_LOCK') end
+if redis.call('GET', KEYS[3]) ~= ARGV[2] then return redis.error_reply('LOST_CLAIM') end
+
+local effects = cjson.decode(ARGV[10])
+local ctx = cjson.decode(ARGV[11])
+local h = KEYS[5]
+local cur = {}
+local flat = redis.call('HGETALL', h)
+for i = 1, #flat, 2 do cur[flat[i]] = flat[i + 1] end
+
+-- 1. Preconditions: an agent acts only on a chat it owns right now (a late reply after a
+--    reassignment is refused here, atomically). Nothing has been written yet.
+for _, e in ipairs(effects) do
+  if (e.kind == 'first_reply' or e.kind == 'close' or e.kind == 'transfer') and e.agent then
+    if cur.state ~= 'WITH_AGENT' or cur.agent ~= e.agent then return redis.error_reply('NOT_ASSIGNED') end
+  end
+  if e.kind == 'transfer' and e.target_agent then
+    if e.target_agent == cur.agent then return redis.error_reply('SAME_AGENT') end
+    if not is_online(ctx.p, e.target_agent, ctx.now) then return redis.error_reply('TARGET_OFFLINE') end
+  end
+end
+
+-- 2. Session and transcript.
+local session = cjson.decode(ARGV[6])
+redis.call('DEL', KEYS[1])
+local fields = {}
+for k, v in pairs(session) do fields[#fields + 1] = k; fields[#fields + 1] = v end
+if #fields > 0 then redis.call('HSET', KEYS[1], unpack(fields)) end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+for _, e in ipairs(cjson.decode(ARGV[7])) do
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'id', e[1], 'from', e[2], 'text', e[3], 'ts', e[4], 'agent', e[5], 'buttons', e[6])
+end
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('SET', KEYS[3], 'done', 'EX', ARGV[4])
+
+-- 3. Handoff effects.
+local results = {}
+local p, cid, now = ctx.p, ctx.cid, ctx.now
+for _, e in ipairs(effects) do
+  local r = {kind = e.kind}
+  if e.kind == 'handoff' then
+    if cur.state == 'QUEUED' or cur.state == 'WITH_AGENT' then
+      r.outcome = 'already'
+    else
+      redis.call('DEL', h)
+      redis.call('HSET', h, 'group', e.group, 'reason', e.reason, 'queued_at', now, 'reassignments', 0)
+      local members = ctx.members[e.group] or {}
+      local u = pick(p, members, now, nil)
+      if u then
+        assign(p, cid, u, now, ctx.timeout)
+        r.outcome, r.agent = 'assigned', u
+      else
+        r.outcome, r.position = 'queued', enqueue(p, cid, e.group, now)
+        r.online = online_count(p, members, now)
+        redis.call('HSET', h, 'told_position', r.position)
+      end
+      r.group = e.group
+    end
+  elseif e.kind == 'first_reply' then
+    if not cur.first_reply_at then
+      redis.call('HSET', h, 'first_reply_at', now)
+      redis.call('ZREM', p .. 'timers', 'frt|' .. cid .. '|' .. cur.agent .. '|' .. cur.assigned_at)
+      redis.call('LPUSH', p .. 'stats:waits', tonumber(now) - tonumber(cur.queued_at))
+      redis.call('LTRIM', p .. 'stats:waits', 0, 99)
+      r.outcome = 'first'
+    end
+  elseif e.kind == 'reassign' then
+    if cur.state ~= 'WITH_AGENT' or cur.agent ~= e.agent or cur.assigned_at ~= e.version or cur.first_reply_at then
+      r.outcome = 'stale'  -- the chat has moved on since the timer was set
+    else
+      release(p, cid, cur.agent)
+      local n = tonumber(cur.reassignments or '0') + 1
+      redis.call('HSET', h, 'reassignments', n)
+      r.from, r.group = cur.agent, cur.group
+      local u = nil
+      if n <= tonumber(ctx.max_reassignments) then u = pick(p, ctx.members[cur.group] or {}, now, cur.agent) end
+      if u then
+        assign(p, cid, u, now, ctx.timeout)
+        r.outcome, r.agent = 'reassigned', u
+      else
+        r.outcome = (n > tonumber(ctx.max_reassignments)) and 'supervisor' or 'queued'
+        r.position = enqueue(p, cid, cur.group, 0)  -- back to the head of the queue
+        redis.call('HSET', h, 'told_position', r.position)
+      end
+    end
+  elseif e.kind == 'transfer' then
+    release(p, cid, cur.agent)
+    r.from = cur.agent
+    redis.call('ZREM', p .. 'timers', 'frt|' .. cid .. '|' .. cur.agent .. '|' .. cur.assigned_at)
+    if e.target_agent then
+      assign(p, cid, e.target_agent, now, ctx.timeout)
+      r.outcome, r.agent, r.group = 'assigned', e.target_agent, cur.group
+    else
+      redis.call('HSET', h, 'group', e.group, 'reassignments', 0)
+      local u = pick(p, ctx.members[e.group] or {}, now, cur.agent)
+      r.group = e.group
+      if u then
+        assign(p, cid, u, now, ctx.timeout)
+        r.outcome, r.agent = 'assigned', u
+      else
+        r.outcome, r.position = 'queued', enqueue(p, cid, e.group, now)
+        redis.call('HSET', h, 'told_position', r.position)
+      end
+    end
+  elseif e.kind == 'close' then
+    if cur.state then
+      release(p, cid, cur.agent)
+      if cur.group then redis.call('ZREM', p .. 'queue:' .. cur.group, cid) end
+      if cur.agent and cur.assigned_at then
+        redis.call('ZREM', p .. 'timers', 'frt|' .. cid .. '|' .. cur.agent .. '|' .. cur.assigned_at)
+      end
+      redis.call('DEL', h)
+      r.outcome, r.from, r.group = 'closed', cur.agent, cur.group
+    else
+      r.outcome = 'not_open'
+    end
+  elseif e.kind == 'timer' then
+    redis.call('ZADD', p .. 'timers', e.due, e.member)
+    r.outcome = 'set'
+  elseif e.kind == 'rate' then
+    redis.call('LPUSH', p .. 'stats:ratings', e.score)
+    redis.call('LTRIM', p .. 'stats:ratings', 0, 999)
+    r.outcome = 'rated'
+  end
+  results[#results + 1] = r
+end
+
+-- 4. Fan-out: the event names the chat's owner now, so the right desk gets it.
+if ARGV[9] ~= '' then
+  local event = cjson.decode(ARGV[9])
+  event.agent = redis.call('HGET', h, 'agent') or nil
+  event.results = results
+  redis.call('PUBLISH', ARGV[8], cjson.encode(event))
+end
+return cjson.encode(results)

@@ -1,0 +1,73 @@
+-- Shared helpers for the handoff scripts (prepended to each script by bot/store.py).
+-- Routing keys (queues, agents, timers) live beside the conversation keys; these scripts are
+-- atomic on a single Redis primary.
+
+local function hkey(p, cid) return p .. 'conv:{' .. cid .. '}:handoff' end
+local function chats_key(p, u) return p .. 'agent:' .. u .. ':chats' end
+
+local function is_online(p, u, now)
+  if redis.call('HGET', p .. 'agent:' .. u, 'status') == 'away' then return false end
+  return redis.call('ZCOUNT', p .. 'presence:' .. u, now, '+inf') > 0
+end
+
+-- The best free agent of a group: online, below capacity, fewest open chats, then longest idle.
+-- `members` is a list of {username, capacity}; `exclude` is skipped.
+local function pick(p, members, now, exclude)
+  local best, best_load, best_idle = nil, nil, nil
+  for _, m in ipairs(members) do
+    local u, cap = m[1], tonumber(m[2])
+    if u ~= exclude and is_online(p, u, now) then
+      local load = redis.call('SCARD', chats_key(p, u))
+      if load < cap then
+        local idle = tonumber(redis.call('HGET', p .. 'agent:' .. u, 'idle_since') or '0')
+        if best == nil or load < best_load or (load == best_load and idle < best_idle) then
+          best, best_load, best_idle = u, load, idle
+        end
+      end
+    end
+  end
+  return best
+end
+
+local function online_count(p, members, now)
+  local n = 0
+  for _, m in ipairs(members) do if is_online(p, m[1], now) then n = n + 1 end end
+  return n
+end
+
+local function assign(p, cid, u, now, timeout)
+  local h = hkey(p, cid)
+  local group = redis.call('HGET', h, 'group')
+  redis.call('HSET', h, 'state', 'WITH_AGENT', 'agent', u, 'assigned_at', now)
+  redis.call('HDEL', h, 'first_reply_at', 'told_position')
+  redis.call('SADD', chats_key(p, u), cid)
+  redis.call('ZREM', p .. 'queue:' .. group, cid)
+  redis.call('HSET', p .. 'agent:' .. u, 'idle_since', now)
+  redis.call('ZADD', p .. 'timers', tonumber(now) + tonumber(timeout), 'frt|' .. cid .. '|' .. u .. '|' .. now)
+end
+
+local function enqueue(p, cid, group, score)
+  local h = hkey(p, cid)
+  redis.call('HSET', h, 'state', 'QUEUED', 'group', group)
+  redis.call('HDEL', h, 'agent', 'assigned_at', 'first_reply_at')
+  redis.call('ZADD', p .. 'queue:' .. group, score, cid)
+  return redis.call('ZRANK', p .. 'queue:' .. group, cid) + 1
+end
+
+local function release(p, cid, u)
+  if u then redis.call('SREM', chats_key(p, u), cid) end
+end
+
+-- Hand queued chats of `group` to free agents, oldest first. Returns {cid, agent} pairs.
+local function drain(p, group, members, now, timeout)
+  local out = {}
+  while true do
+    local head = redis.call('ZRANGE', p .. 'queue:' .. group, 0, 0)
+    if #head == 0 then break end
+    local u = pick(p, members, now, nil)
+    if not u then break end
+    assign(p, head[1], u, now, timeout)
+    out[#out + 1] = {head[1], u}
+  end
+  return out
+end

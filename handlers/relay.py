@@ -1,0 +1,26 @@
+"""While a human owns the chat (queued or with an agent) the bot stays silent: the buyer's message
+is recorded, goes to the desk, and re-arms the idle timer."""
+
+from __future__ import annotations
+
+from bot.router import Context
+from bot.store import stamp
+from bot.types import Effect, Result, State
+
+
+class HumanOwned:
+    name = "relay"
+
+    def __init__(self, idle_close: int):
+        self.idle_close = idle_close
+
+    def handle(self, ctx: Context) -> Result | None:
+        if not ctx.inbound.from_buyer or ctx.session.state not in (State.QUEUED, State.WITH_AGENT):
+            return None
+        return Result(session=ctx.session.evolve(last_buyer_at=ctx.now), effects=(idle_timer(ctx, self.idle_close),))
+
+
+def idle_timer(ctx: Context, idle_close: int) -> Effect:
+    """The idle-close timer for the buyer's message of this turn (a newer message supersedes it)."""
+    member = f"idle|{ctx.inbound.conversation_id}|{stamp(ctx.now)}"
+    return Effect("timer", member=member, due=ctx.now + idle_close)
