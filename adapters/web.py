@@ -209,7 +209,7 @@ class _Socket:
             locale=locale if locale in _LOCALES else None,
         )
         self.detach()
-        self._unlisten = self.widget._listen(self.conversation_id, self.on_event)
+        self._unlisten = self.widget._listen(f"conv:{self.conversation_id}", self.on_event)
         history = await self.widget._history(self.conversation_id)
         await self.send({
             "type": "ready", "visitor": visitor, "token": self.widget.token_for(visitor),
@@ -255,6 +255,8 @@ class _Socket:
         await self.send({"type": "ack", "id": client_id, "duplicate": outcome.duplicate})
 
     async def on_event(self, event: dict[str, Any]) -> None:
+        if event.get("type") != "messages" or event.get("conversation") != self.conversation_id:
+            return
         if event.get("origin") == self.id:
             return  # this socket already got the replies from the engine
         for message in event.get("messages", ()):

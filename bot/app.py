@@ -10,19 +10,28 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from adapters.desk import Desk
 from adapters.web import WebWidget
+from bot.coach import Coach
 from bot.config import Config
 from bot.embedded import EmbeddedRedis
 from bot.engine import Engine
 from bot.faq import FaqMatcher, load_faq_files
+from bot.handoff import HandoffService
 from bot.hours import ShopClock
 from bot.hub import Hub
 from bot.phrasebook import Phrasebook
 from bot.router import Router
 from bot.store import Store
+from bot.timers import TimerRunner
+from handlers.agent import AgentAction
+from handlers.escalation import Escalation
 from handlers.fallback import Fallback
 from handlers.faq import FaqAnswer
 from handlers.greeting import Greeting
+from handlers.rating import Rating
+from handlers.relay import HumanOwned
+from handlers.timeout import TimerTick
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
@@ -31,9 +40,15 @@ MAX_BODY = 1024 * 1024
 def build_router(config: Config, phrasebook: Phrasebook, matcher: FaqMatcher) -> Router:
     """The handler order is the product's behaviour; keep it explicit."""
     clock = ShopClock(config.shop.hours, config.shop.zone)
+    groups = {g: config.group_display(g) for g in config.group_names}
     return Router([
+        AgentAction(phrasebook, groups),            # the desk's reply / close / transfer
+        TimerTick(phrasebook),                      # first-response timeout, idle close
+        HumanOwned(config.handoff.idle_close),      # a human owns the chat: the bot stays silent
+        Rating(phrasebook),                         # 1-5 after a close
+        Escalation(phrasebook, config.route),       # asks for a human, complaint, dispute
         Greeting(phrasebook, clock, config.shop.name),
-        FaqAnswer(matcher, phrasebook, config.faq.miss_limit),
+        FaqAnswer(matcher, phrasebook, config.faq.miss_limit, config.route),
         Fallback(phrasebook),
     ])
 
@@ -49,6 +64,8 @@ class Xiaoer:
         self.store: Store | None = None
         self.engine: Engine | None = None
         self.hub: Hub | None = None
+        self.handoff: HandoffService | None = None
+        self.timers: TimerRunner | None = None
         self.app = web.Application(client_max_size=MAX_BODY)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -65,8 +82,11 @@ class Xiaoer:
             log.info("embedded redis-server started, data in %s", self.embedded.data_dir)
         self.store = Store.from_url(url, prefix=cfg.redis.prefix, session_ttl=cfg.redis.session_ttl_days * 86400)
         await self.store.ping()
-        self.engine = Engine(self.store, build_router(cfg, phrasebook, matcher), cfg.shop.locale, self.clock)
+        self.handoff = HandoffService(cfg, self.store, phrasebook, self.clock)
+        self.engine = Engine(self.store, build_router(cfg, phrasebook, matcher), cfg.shop.locale, self.clock,
+                             routing=self.handoff.routing, after_commit=self.handoff.after_commit)
         self.hub = Hub(self.store)
+        self.timers = TimerRunner(self.store, self.engine.submit, self.handoff.drain, self.clock)
         self.app.router.add_get("/healthz", self.healthz)
         self.app.router.add_get("/metrics", self.metrics)
         if cfg.channels.web.enabled:
@@ -75,10 +95,12 @@ class Xiaoer:
             WebWidget(
                 cfg.channels.web, secret, self.engine.submit, store.history, self.hub.listen, cfg.server.public_url,
             ).mount(self.app)
+        Desk(cfg, self.handoff, Coach(phrasebook), self.engine.submit, self.hub.listen).mount(self.app)
 
     async def start(self) -> None:
-        assert self.hub is not None
+        assert self.hub is not None and self.timers is not None
         await self.hub.start()
+        await self.timers.start()
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.server.host, self.config.server.port)
@@ -93,6 +115,8 @@ class Xiaoer:
         return f"http://{shown}:{self.port}"
 
     async def stop(self) -> None:
+        if self.timers:
+            await self.timers.stop()
         if self._runner:
             await self._runner.cleanup()
             self._runner = None

@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--port", type=int, help="override server.port")
     check = sub.add_parser("check-config", help="validate a config; exit 2 with one line per problem")
     check.add_argument("--config", required=True)
+    sub.add_parser("hash-password", help="read a password on stdin, print its hash for [[agents]]")
     faq = sub.add_parser("faq", help="FAQ tools")
     faq_sub = faq.add_subparsers(dest="faq_command", required=True)
     match = faq_sub.add_parser("match", help="match buyer messages (one per line on stdin)")
@@ -32,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args.config, args.host, args.port)
     if args.command == "check-config":
         return _check(args.config)
+    if args.command == "hash-password":
+        return _hash_password()
     return _faq_match(args.faq, args.json)
 
 
@@ -78,6 +81,22 @@ def _check(path: str) -> int:
         return 2
     enabled = [name for name in ("web", "telegram", "wechat", "wecom_kf") if getattr(config.channels, name).enabled]
     print(f"{path}: OK (channels: {', '.join(enabled) or 'none'}; store: {'embedded' if not config.redis.url else 'redis'})")
+    return 0
+
+
+def _hash_password() -> int:
+    from bot.auth import hash_password
+
+    if sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass("Password: ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 8:
+        print("a password needs at least 8 characters", file=sys.stderr)
+        return 2
+    print(hash_password(password))
     return 0
 
 

@@ -20,7 +20,7 @@ from bot.store import NotAssigned, Store, stamp
 from bot.textnorm import detect_locale
 from bot.types import Inbound, Outcome, Sender, Session, TranscriptEntry
 
-AfterCommit = Callable[[Inbound, Session, list[dict[str, Any]]], Awaitable[None]]
+AfterCommit = Callable[[Inbound, Session, list[dict[str, Any]], str | None], Awaitable[list[TranscriptEntry]]]
 
 
 class Engine:
@@ -92,7 +92,7 @@ class Engine:
             metrics.FAQ.labels("answered" if result.intent else "missed").inc()
         metrics.TURN_SECONDS.observe(time.perf_counter() - started)
         if results and self.after_commit:
-            await self.after_commit(inbound, final, results)
+            replies += tuple(await self.after_commit(inbound, final, results, origin))
         return Outcome(replies=replies, handler=result.handler)
 
     def _locale(self, inbound: Inbound, session_locale: str | None) -> str:

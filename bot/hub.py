@@ -1,7 +1,9 @@
 """Fan-out inside one process: committed events from Redis pub/sub to the sockets open here.
 
-Every process subscribes once; sockets register per conversation. Pub/sub is fire and forget, so
-clients resync history from the transcript when they reconnect.
+Every process subscribes once; sockets register under a key: "conv:<id>" for a conversation's
+widget sockets, "agent:<username>" for an agent's desk sockets, "desks" for every desk. An event
+reaches the conversation, its owner's desk (event["agent"]), an addressed desk (event["desk"]), and
+all desks when it says "broadcast". Pub/sub is fire and forget, so clients resync on reconnect.
 """
 
 from __future__ import annotations
@@ -24,16 +26,16 @@ class Hub:
         self._listeners: dict[str, set[Listener]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
 
-    def listen(self, conversation_id: str, listener: Listener) -> Callable[[], None]:
-        """Register a listener; returns the function that unregisters it."""
-        self._listeners[conversation_id].add(listener)
+    def listen(self, key: str, listener: Listener) -> Callable[[], None]:
+        """Register a listener under a key; returns the function that unregisters it."""
+        self._listeners[key].add(listener)
 
         def remove() -> None:
-            group = self._listeners.get(conversation_id)
+            group = self._listeners.get(key)
             if group is not None:
                 group.discard(listener)
                 if not group:
-                    del self._listeners[conversation_id]
+                    del self._listeners[key]
 
         return remove
 
@@ -50,11 +52,25 @@ class Hub:
                 pass
             self._task = None
 
+    def _targets(self, event: dict[str, Any]) -> list[Listener]:
+        keys = []
+        if event.get("conversation"):
+            keys.append(f"conv:{event['conversation']}")
+        for field in ("agent", "desk"):
+            if event.get(field):
+                keys.append(f"agent:{event[field]}")
+        if event.get("broadcast"):
+            keys.append("desks")
+        seen: list[Listener] = []
+        for key in keys:
+            seen.extend(l for l in self._listeners.get(key, ()) if l not in seen)
+        return seen
+
     async def _pump(self, events: AsyncIterator[dict[str, Any]]) -> None:
         while True:
             try:
                 async for event in events:
-                    for listener in list(self._listeners.get(str(event.get("conversation")), ())):
+                    for listener in self._targets(event):
                         try:
                             await listener(event)
                         except Exception:  # one broken socket must not stop the fan-out

@@ -13,3 +13,7 @@ TURN_SECONDS = Histogram(
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 TURN_ERRORS = Counter("xiaoer_turn_errors_total", "Turns that failed and were given back for a retry")
+HANDOFFS = Counter("xiaoer_handoffs_total", "Handoffs to a human by outcome (assigned or queued)", ["outcome"])
+REASSIGNED = Counter("xiaoer_reassignments_total", "First-response-timeout reassignments by outcome", ["outcome"])
+SUPERVISOR = Counter("xiaoer_supervisor_escalations_total", "Chats reassigned max_reassignments times without a reply")
+RATINGS = Counter("xiaoer_ratings_total", "Satisfaction ratings by score", ["score"])

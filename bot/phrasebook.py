@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import string
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
@@ -49,6 +49,7 @@ class Phrasebook:
     categories: Mapping[str, Mapping[str, str]]  # locale -> category -> display name
     keywords: Mapping[str, tuple[str, ...]]      # list name -> words (union of all locales)
     default_locale: str = "zh-CN"
+    coach: Mapping[str, tuple[Mapping[str, object], ...]] = field(default_factory=dict)  # locale -> [[coach]] rules
 
     @classmethod
     def load(cls, folder: str | Path, default_locale: str = "zh-CN") -> Phrasebook:
@@ -56,6 +57,7 @@ class Phrasebook:
         phrases: dict[str, Mapping[str, Phrase]] = {}
         categories: dict[str, Mapping[str, str]] = {}
         keywords: dict[str, list[str]] = {}
+        coach: dict[str, tuple[Mapping[str, object], ...]] = {}
         for locale in BASE_LOCALES:
             path = folder / f"{locale}.toml"
             try:
@@ -73,6 +75,10 @@ class Phrasebook:
                 raise PhrasebookError(f"{path}: missing phrases {', '.join(missing)}")
             phrases[locale] = MappingProxyType(table)
             categories[locale] = MappingProxyType(dict(data.get("categories", {})))
+            coach[locale] = tuple(MappingProxyType(rule) for rule in data.get("coach", []))
+            for rule in coach[locale]:
+                if str(rule.get("suggestion", "")) not in table:
+                    raise PhrasebookError(f"{path}: coach rule {rule.get('rule')!r}: unknown suggestion {rule.get('suggestion')!r}")
             for name, words in data.get("keywords", {}).items():
                 keywords.setdefault(name, []).extend(w for w in words if w not in keywords.get(name, []))
         zh = phrases["zh-CN"]
@@ -83,6 +89,7 @@ class Phrasebook:
             categories=MappingProxyType(categories),
             keywords=MappingProxyType({k: tuple(v) for k, v in keywords.items()}),
             default_locale=default_locale,
+            coach=MappingProxyType({**coach, "zh-TW": coach["zh-CN"]}),
         )
 
     def locale_of(self, locale: str | None) -> str:

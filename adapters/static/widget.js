@@ -209,6 +209,7 @@
     lastRecv: 0,
     entries: [], // in display order: {key, id, from, text, ts, agent, state, local, notice, el}
     byKey: new Map(),
+    chosen: new Map(), // entry key -> text of the reply button clicked under that message
     open: false,
     unread: 0,
     mounted: false,
@@ -342,6 +343,16 @@ button { font: inherit; }
 .notice .bubble { color: #a0522d; background: rgba(242, 103, 58, 0.09); }
 .meta { display: flex; align-items: center; gap: 6px; margin: 3px 6px 0; font-size: 11px; color: #ab9f96; }
 .from-system .meta { display: none; }
+.buttons { display: flex; flex-wrap: wrap; gap: 6px; margin: 6px 2px 0; }
+.pill {
+  padding: 5px 12px; border-radius: 999px; border: 1px solid #fbd0b5; background: #fff;
+  color: var(--xe-accent); font-size: 13px; line-height: 1.4; cursor: pointer; text-align: left;
+  transition: background 0.15s, border-color 0.15s;
+}
+.pill:hover:not(:disabled) { background: #fff3e8; border-color: var(--xe-accent); }
+.pill:focus-visible { outline: 3px solid rgba(242, 103, 58, 0.35); outline-offset: 1px; }
+.pill:disabled { cursor: default; color: #b9ada4; background: #faf7f4; border-color: var(--xe-line); }
+.pill.chosen:disabled { color: #fff; background: var(--xe-accent); border-color: var(--xe-accent); opacity: 0.75; }
 .tick { display: inline-flex; }
 .tick svg { width: 14px; height: 14px; }
 .from-visitor[data-state="pending"] .bubble { opacity: 0.78; }
@@ -644,7 +655,20 @@ textarea:focus { background: #fff; border-color: var(--xe-accent); box-shadow: 0
       agent: m.agent == null || m.agent === "" ? null : String(m.agent),
       state: from === "visitor" ? "sent" : null,
       local: false,
+      buttons: cleanButtons(m.buttons),
     };
+  }
+
+  function cleanButtons(list) {
+    if (!Array.isArray(list)) return null;
+    const out = [];
+    for (const b of list) {
+      if (!b || typeof b !== "object") continue;
+      const label = b.label == null ? "" : String(b.label);
+      const text = b.text == null ? label : String(b.text);
+      if (text.trim()) out.push({ label: label || text, text: text });
+    }
+    return out.length ? out : null;
   }
 
   // Returns true when a new entry was appended.
@@ -736,9 +760,35 @@ textarea:focus { background: #fff; border-color: var(--xe-accent); box-shadow: 0
     bubble.className = "bubble";
     appendLinkified(bubble, e.text);
     div.appendChild(bubble);
+    if (e.buttons) div.appendChild(buildButtons(e));
 
     div.appendChild(buildMeta(e));
     return div;
+  }
+
+  // Reply buttons under a message (e.g. a satisfaction survey): a click sends the button's text as a visitor message.
+  function buildButtons(e) {
+    const row = document.createElement("div");
+    row.className = "buttons";
+    const chosen = S.chosen.get(e.key);
+    for (const b of e.buttons) {
+      const btn = document.createElement("button");
+      btn.type = "button";
+      btn.className = "pill" + (chosen === b.text ? " chosen" : "");
+      btn.setAttribute("data-xiaoer", "button");
+      btn.setAttribute("data-text", b.text);
+      btn.textContent = b.label;
+      btn.disabled = chosen != null;
+      btn.addEventListener("click", () => {
+        if (S.chosen.has(e.key)) return;
+        S.chosen.set(e.key, b.text);
+        for (const other of row.children) other.disabled = true;
+        btn.classList.add("chosen");
+        sendText(b.text);
+      });
+      row.appendChild(btn);
+    }
+    return row;
   }
 
   function buildMeta(e) {

@@ -93,19 +93,30 @@ async def test_english_buyer_is_answered_in_english(bot, http):
     assert frames[0]["text"] == PHRASES.text("system.welcome", "en", shop="小二优选")
 
 
-async def test_unsure_faq_asks_to_rephrase_then_offers_a_human(bot, http, redis_client, prefix):
+async def test_unsure_faq_asks_to_rephrase_then_hands_over_to_a_human(bot, http, redis_client, prefix):
     client = WidgetClient(http, bot.url)
     await client.connect()
     await client.ask("你好")
     frames, _ = await client.ask("你们老板今天心情怎么样")
     assert [f["text"] for f in frames] == [PHRASES.text("system.rephrase", "zh-CN")]
+    session = await redis_client.hgetall(f"{prefix}conv:{{web:{client.visitor}}}:session")
+    assert session["miss_count"] == "1" and "last_intent" not in session
     frames, _ = await client.ask("帮我写一首关于秋天的诗")
-    assert [f["text"] for f in frames] == [PHRASES.text("system.offer_human", "zh-CN")]
+    # second miss (faq.miss_limit = 2): apologise, then hand over; nobody is online, so take a message
+    assert [f["text"] for f in frames] == [
+        PHRASES.text("system.handoff_misses", "zh-CN"), PHRASES.text("system.handoff_nobody_online", "zh-CN"),
+    ]
+    handoff = await redis_client.hgetall(f"{prefix}conv:{{web:{client.visitor}}}:handoff")
+    assert handoff["state"] == "QUEUED" and handoff["reason"] == "misses"
+
+
+async def test_miss_count_resets_on_an_answer(bot, http, redis_client, prefix):
+    client = WidgetClient(http, bot.url)
+    await client.connect()
+    await client.ask("你们老板今天心情怎么样")
+    await client.ask("退款多久能到账")
     session = await redis_client.hgetall(f"{prefix}conv:{{web:{client.visitor}}}:session")
-    assert session["miss_count"] == "2" and "last_intent" not in session
-    frames, _ = await client.ask("退款多久能到账")
-    session = await redis_client.hgetall(f"{prefix}conv:{{web:{client.visitor}}}:session")
-    assert session["miss_count"] == "0" and session["last_intent"]
+    assert session["miss_count"] == "0" and session["last_intent"] == "refund-time"
 
 
 async def test_malformed_json_gets_a_clear_error_and_stores_nothing(bot, http, redis_client, prefix):

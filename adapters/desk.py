@@ -1,0 +1,276 @@
+"""The agent desk: login, the desk page, and the desk WebSocket.
+
+Agents see only their own chats and their groups' queues. Replies, closes and transfers enter the
+engine as events of the conversation (so ownership is checked atomically at commit); a reply the
+service standard forbids comes back as a coaching hint unless the agent sends it anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import WSMsgType, web
+
+from bot.auth import new_token, verify_password
+from bot.coach import Coach
+from bot.config import Config
+from bot.handoff import HandoffService
+from bot.types import Customer, Inbound, Kind, Outcome
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).resolve().parent / "static"
+COOKIE = "xiaoer_desk"
+LOGIN_TTL = 12 * 3600
+MAX_FAILURES = 5            # per username within FAILURE_WINDOW, then 429
+FAILURE_WINDOW = 300
+HEARTBEAT = 15.0
+MAX_REPLY_CHARS = 4000
+_CONVERSATION = re.compile(r"^[a-z_]+:[A-Za-z0-9_.:@-]{1,128}$")
+
+Submit = Callable[[Inbound, str | None], Awaitable[Outcome]]
+
+
+class Desk:
+    def __init__(self, config: Config, service: HandoffService, coach: Coach, submit: Submit, listen: Callable[..., Callable[[], None]]):
+        self.config = config
+        self.service = service
+        self.coach = coach
+        self._submit = submit
+        self._listen = listen
+
+    def mount(self, app: web.Application) -> None:
+        app.router.add_get("/desk", self.to_desk)
+        app.router.add_get("/desk/", self.page)
+        app.router.add_get("/desk/desk.js", self._static("desk.js", "text/javascript"))
+        app.router.add_get("/desk/desk.css", self._static("desk.css", "text/css"))
+        app.router.add_post("/desk/api/login", self.login)
+        app.router.add_post("/desk/api/logout", self.logout)
+        app.router.add_get("/desk/api/me", self.me)
+        app.router.add_get("/desk/ws", self.socket)
+
+    async def to_desk(self, request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound("/desk/")
+
+    def _static(self, name: str, ctype: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def serve(request: web.Request) -> web.StreamResponse:
+            return web.FileResponse(STATIC / name, headers={"Content-Type": f"{ctype}; charset=utf-8", "Cache-Control": "no-cache"})
+        return serve
+
+    async def agent_of(self, request: web.Request) -> str | None:
+        token = request.cookies.get(COOKIE)
+        if not token or len(token) > 128:
+            return None
+        username = await self.service.store.login_user(token)
+        return username if username and self.config.agent(username) else None
+
+    async def page(self, request: web.Request) -> web.StreamResponse:
+        name = "desk.html" if await self.agent_of(request) else "login.html"
+        return web.FileResponse(STATIC / name, headers={"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
+
+    async def login(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            return _error(400, "bad_json", "the body must be JSON: {\"username\": ..., \"password\": ...}")
+        if not isinstance(body, dict) or not isinstance(body.get("username"), str) or not isinstance(body.get("password"), str):
+            return _error(400, "bad_request", "username and password are required")
+        username, password = body["username"].strip().lower()[:64], body["password"][:1024]
+        store = self.service.store
+        agent = self.config.agent(username)
+        if not verify_password(agent.password_hash if agent else None, password):
+            if await store.count_login_failure(username, FAILURE_WINDOW) > MAX_FAILURES:
+                return _error(429, "too_many_attempts", "too many failed logins; try again in a few minutes")
+            return _error(401, "invalid_credentials", "用户名或密码不正确 / wrong username or password")
+        token = new_token()
+        await store.create_login(token, username, LOGIN_TTL)
+        resp = web.json_response({"ok": True, "agent": {"username": username, "display_name": agent.display_name or username}})  # type: ignore[union-attr]
+        secure = request.secure or self.config.server.public_url.startswith("https://")
+        resp.set_cookie(COOKIE, token, max_age=LOGIN_TTL, httponly=True, samesite="Strict", secure=secure, path="/desk")
+        return resp
+
+    async def logout(self, request: web.Request) -> web.Response:
+        token = request.cookies.get(COOKIE)
+        if token:
+            await self.service.store.delete_login(token)
+        resp = web.json_response({"ok": True})
+        resp.del_cookie(COOKIE, path="/desk")
+        return resp
+
+    async def me(self, request: web.Request) -> web.Response:
+        username = await self.agent_of(request)
+        if not username:
+            return _error(401, "not_logged_in", "log in first")
+        return web.json_response({"agent": {"username": username}})
+
+    def same_origin(self, request: web.Request) -> bool:
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return True
+        own = {f"{request.scheme}://{request.host}"}
+        if self.config.server.public_url:
+            parts = urlsplit(self.config.server.public_url)
+            own.add(f"{parts.scheme}://{parts.netloc}")
+        return origin.rstrip("/") in own
+
+    async def socket(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=64 * 1024)
+        await ws.prepare(request)
+        username = await self.agent_of(request) if self.same_origin(request) else None
+        if username is None:
+            await ws.send_json({"type": "error", "code": "not_logged_in", "message": "log in at /desk/ first"})
+            await ws.close(code=4401, message=b"not logged in")
+            return ws
+        await _DeskSocket(self, ws, username).run()
+        return ws
+
+
+class _DeskSocket:
+    def __init__(self, desk: Desk, ws: web.WebSocketResponse, username: str):
+        self.desk = desk
+        self.ws = ws
+        self.username = username
+        self.id = secrets.token_hex(8)
+        self._send_lock = asyncio.Lock()
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        async with self._send_lock:
+            if not self.ws.closed:
+                await self.ws.send_str(json.dumps(frame, ensure_ascii=False))
+
+    async def error(self, code: str, message: str, **extra: Any) -> None:
+        await self.send({"type": "error", "code": code, "message": message, **extra})
+
+    async def run(self) -> None:
+        service = self.desk.service
+        unlisten = [self.desk._listen(f"agent:{self.username}", self.on_event), self.desk._listen("desks", self.on_event)]
+        await service.socket_alive(self.username, self.id)
+        beat = asyncio.create_task(self._heartbeat())
+        try:
+            await self.send(await service.snapshot(self.username))
+            await service.drain()
+            async for msg in self.ws:
+                if msg.type != WSMsgType.TEXT:
+                    if msg.type == WSMsgType.ERROR:
+                        break
+                    await self.error("bad_frame", "only JSON text frames are accepted")
+                    continue
+                try:
+                    frame = json.loads(msg.data)
+                except ValueError:
+                    await self.error("bad_json", "the frame is not valid JSON")
+                    continue
+                if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+                    await self.error("bad_frame", "a frame is a JSON object with a string 'type'")
+                    continue
+                await self.handle(frame)
+        finally:
+            beat.cancel()
+            for remove in unlisten:
+                remove()
+            await service.socket_closed(self.username, self.id)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT)
+            await self.desk.service.socket_alive(self.username, self.id)
+
+    async def handle(self, frame: dict[str, Any]) -> None:
+        kind = frame["type"]
+        if kind == "ping":
+            await self.send({"type": "pong"})
+            return
+        if kind == "status":
+            status = frame.get("status")
+            if status not in ("online", "away"):
+                await self.error("bad_frame", "status is 'online' or 'away'")
+                return
+            await self.desk.service.set_status(self.username, status)
+            await self.send({"type": "status", "status": status})
+            return
+        if kind not in ("reply", "close", "transfer"):
+            await self.error("bad_frame", f"unknown frame type {kind[:32]!r}")
+            return
+        cid = frame.get("conversation")
+        if not isinstance(cid, str) or not _CONVERSATION.match(cid):
+            await self.error("bad_frame", "'conversation' must be a conversation id")
+            return
+        if kind == "reply":
+            await self.reply(cid, frame)
+        elif kind == "close":
+            await self.act(Inbound(channel="", conversation_id=cid, message_id=f"desk:{uuid.uuid4().hex}",
+                                   customer=Customer(self.username), kind=Kind.AGENT_CLOSE, agent=self.username))
+        else:
+            await self.transfer(cid, frame)
+
+    async def reply(self, cid: str, frame: dict[str, Any]) -> None:
+        text = frame.get("text")
+        if not isinstance(text, str) or not text.strip():
+            await self.error("bad_frame", "'text' must be a non-empty string", conversation=cid)
+            return
+        if len(text) > MAX_REPLY_CHARS:
+            await self.error("too_long", f"a reply may have at most {MAX_REPLY_CHARS} characters", conversation=cid)
+            return
+        if frame.get("force") is not True:
+            service, coach = self.desk.service, self.desk.coach
+            bargaining = coach.is_bargaining(await service.recent_buyer_texts(cid))
+            session = await service.store.load_session(cid, "")
+            warnings = coach.check(text, self.desk.config.shop.locale, bargaining, session.customer_name or "", self.desk.config.shop.name)
+            if warnings:
+                await self.send({"type": "coach", "conversation": cid, "text": text, "warnings": [w.to_json() for w in warnings]})
+                return
+        await self.act(Inbound(channel="", conversation_id=cid, message_id=f"desk:{uuid.uuid4().hex}",
+                               customer=Customer(self.username), text=text.strip(), kind=Kind.AGENT_REPLY, agent=self.username))
+
+    async def transfer(self, cid: str, frame: dict[str, Any]) -> None:
+        config = self.desk.config
+        group, agent = frame.get("group"), frame.get("agent")
+        if isinstance(group, str) and group in config.group_names:
+            target = f"group:{group}"
+        elif isinstance(agent, str) and config.agent(agent):
+            target = f"agent:{agent}"
+        else:
+            await self.error("unknown_target", "transfer to a known 'group' or 'agent'", conversation=cid)
+            return
+        await self.act(Inbound(channel="", conversation_id=cid, message_id=f"desk:{uuid.uuid4().hex}",
+                               customer=Customer(self.username), kind=Kind.AGENT_TRANSFER, agent=self.username, target=target))
+
+    async def act(self, inbound: Inbound) -> None:
+        outcome = await self.desk._submit(inbound, None)
+        if outcome.error:
+            messages = {
+                "not_assigned": "这个会话已不在您名下（可能已转给其他客服或已结束） / this chat is no longer yours",
+                "target_offline": "对方客服不在线 / that agent is not online",
+                "same_agent": "会话已经在该客服名下 / the chat is already with that agent",
+            }
+            await self.error(outcome.error, messages.get(outcome.error, outcome.error), conversation=inbound.conversation_id)
+
+    async def on_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "desk" and event.get("desk") == self.username:
+            await self.send(event["frame"])
+        elif kind == "messages" and event.get("agent") == self.username:
+            for message in event.get("messages", ()):
+                from_ = message.get("from")
+                await self.send({
+                    "type": "message", "conversation": event["conversation"], "id": message.get("id"),
+                    "from": "customer" if from_ == "visitor" else from_, "text": message.get("text"),
+                    "ts": message.get("ts"), **({"agent": message["agent"]} if message.get("agent") else {}),
+                })
+        elif kind == "queue_changed":
+            await self.send({"type": "queue", "queue": await self.desk.service.queue_view(self.username)})
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status)
+
+
+

@@ -1,0 +1,242 @@
+"""Human handoff around the atomic steps in the store: after a turn commits, tell the buyer where
+they stand (assigned, queue position and wait, off hours), tell the desks what changed, and hand
+queued chats to agents who have room.
+
+Nothing here decides a conversation's fate on its own: assignment, reassignment and closing happen
+inside the store's Lua scripts; this module renders what they did.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from bot import metrics
+from bot.config import Config
+from bot.hours import ShopClock
+from bot.phrasebook import Phrasebook
+from bot.store import Store, stamp
+from bot.types import Inbound, Sender, Session, State, TranscriptEntry
+
+log = logging.getLogger(__name__)
+PRESENCE_TTL = 120.0          # a desk socket counts as present this long after its last heartbeat
+DEFAULT_WAIT = 120.0          # seconds per buyer ahead, until there are real figures
+
+
+class HandoffService:
+    def __init__(self, config: Config, store: Store, phrasebook: Phrasebook, clock: Callable[[], float]):
+        self.config = config
+        self.store = store
+        self.phrasebook = phrasebook
+        self.clock = clock
+        self.shop_clock = ShopClock(config.shop.hours, config.shop.zone)
+
+    # ---- routing context for the Lua steps ------------------------------------------------------
+    def routing(self, now: float) -> dict[str, Any]:
+        return {
+            "now": stamp(now),
+            "timeout": self.config.handoff.first_response_timeout,
+            "max_reassignments": self.config.handoff.max_reassignments,
+            "members": {g: [[a.username, a.capacity] for a in self.config.members(g)] for g in self.config.group_names},
+        }
+
+    def display(self, username: str | None) -> str:
+        agent = self.config.agent(username or "")
+        return (agent.display_name or agent.username) if agent else (username or "")
+
+    # ---- after a turn ----------------------------------------------------------------------------
+    async def after_commit(self, inbound: Inbound, session: Session, results: list[dict[str, Any]], origin: str | None) -> list[TranscriptEntry]:
+        """Render what the turn's handoff steps did; returns the notices for this conversation, which
+        the submitting adapter sends after the turn's replies (other sockets get them via pub/sub)."""
+        cid = inbound.conversation_id
+        locale = session.locale
+        freed = False
+        notices: list[TranscriptEntry] = []
+        for r in results:
+            kind, outcome = r.get("kind"), r.get("outcome")
+            if kind in ("handoff", "transfer", "reassign"):
+                if r.get("from"):
+                    reason = {"transfer": "transfer", "reassign": "first_response_timeout"}.get(kind, kind)
+                    await self.desk(r["from"], {"type": "unassigned", "conversation": cid, "reason": reason})
+                    freed = True
+                if outcome in ("assigned", "reassigned"):
+                    pid = "system.reassigned" if outcome == "reassigned" else "system.handoff_assigned"
+                    notices += await self.notify(cid, locale, pid, origin, agent=self.display(r.get("agent")))
+                    await self.send_assigned(r["agent"], cid)
+                elif outcome in ("queued", "supervisor"):
+                    notices += await self.notify_queued(cid, locale, int(r.get("position") or 1), r.get("online"), origin=origin)
+                    if outcome == "supervisor":
+                        metrics.SUPERVISOR.inc()
+                        log.warning("%s: %s", cid, self.phrasebook.text("system.supervisor_escalation", self.config.shop.locale))
+                if kind == "reassign" and outcome != "stale":
+                    metrics.REASSIGNED.labels(outcome).inc()
+                if kind == "handoff" and outcome != "already":
+                    metrics.HANDOFFS.labels(outcome).inc()
+            elif kind == "close" and outcome == "closed":
+                if r.get("from"):
+                    reason = "idle" if inbound.kind == "timer" else "closed"
+                    await self.desk(r["from"], {"type": "unassigned", "conversation": cid, "reason": reason})
+                freed = True
+        await self.store.publish({"type": "queue_changed", "broadcast": True})
+        if freed:
+            await self.drain()
+        return notices
+
+    async def drain(self) -> None:
+        """Give queued chats to agents with room; tell waiting buyers whose position improved."""
+        now = self.clock()
+        assigned, moved = await self.store.drain(self.routing(now))
+        for cid, agent, _group in assigned:
+            session = await self.store.load_session(cid, "")
+            await self.notify(cid, session.locale, "system.handoff_assigned", None, agent=self.display(agent))
+            await self.send_assigned(agent, cid)
+        for cid, position, group in moved:
+            session = await self.store.load_session(cid, "")
+            await self.notify_queued(cid, session.locale, int(position), None, update=True)
+        if assigned or moved:
+            await self.store.publish({"type": "queue_changed", "broadcast": True})
+
+    async def notify_queued(self, cid: str, locale: str | None, position: int, online: int | None,
+                            update: bool = False, origin: str | None = None) -> list[TranscriptEntry]:
+        now = self.clock()
+        values = {"position": str(position), "wait": str(await self.estimated_wait(position))}
+        if not self.shop_clock.is_open(now):
+            hours = self.config.shop.hours
+            back_id = "system.back_today" if self.shop_clock.back_today(now) else "system.back_tomorrow"
+            opening = hours.label("open")
+            values |= {"open": opening, "close": hours.label("close"), "back": self.phrasebook.text(back_id, locale, open=opening)}
+            pid = "system.handoff_off_hours"
+        elif online == 0:
+            pid = "system.handoff_nobody_online"
+        else:
+            pid = "system.handoff_queue_update" if update else "system.handoff_queued"
+        if update and pid != "system.handoff_queue_update":
+            return []  # off hours or nobody online: the buyer was already told to leave a message
+        return await self.notify(cid, locale, pid, origin, **values)
+
+    async def estimated_wait(self, position: int) -> int:
+        """Minutes, from recent waits (handoff -> first agent reply)."""
+        waits = await self.store.recent_waits()
+        per_buyer = statistics.median(waits) if len(waits) >= 3 else DEFAULT_WAIT
+        return max(1, math.ceil(position * per_buyer / 60))
+
+    async def notify(self, cid: str, locale: str | None, pid: str, origin: str | None, **values: str) -> list[TranscriptEntry]:
+        """Append a bot notice to the conversation and fan it out (the origin socket skips it)."""
+        text = self.phrasebook.text(pid, locale, shop=self.config.shop.name, **values)
+        entry = TranscriptEntry(f"n-{uuid.uuid4().hex[:12]}", Sender.BOT, text, self.clock())
+        await self.store.append(cid, [entry], {"type": "messages", "conversation": cid, "origin": origin, "messages": [entry.to_json()]})
+        return [entry]
+
+    # ---- desks -----------------------------------------------------------------------------------
+    async def desk(self, agent: str, frame: dict[str, Any]) -> None:
+        await self.store.publish({"type": "desk", "desk": agent, "frame": frame})
+
+    async def send_assigned(self, agent: str, cid: str) -> None:
+        payload = await self.conversation(cid)
+        if payload:
+            await self.desk(agent, {"type": "assigned", "conversation": payload})
+
+    async def conversation(self, cid: str) -> dict[str, Any] | None:
+        """What a desk shows for one chat: who the buyer is, the handoff, the history."""
+        session = await self.store.load_session(cid, "")
+        handoff = session.handoff
+        history = await self.store.history(cid)
+        deadline = None
+        if handoff and handoff.assigned_at and handoff.first_reply_at is None:
+            deadline = handoff.assigned_at + self.config.handoff.first_response_timeout
+        return {
+            "id": cid,
+            "channel": session.channel or cid.split(":", 1)[0],
+            "customer": {
+                "name": session.customer_name, "locale": session.locale, "first_seen": session.created_at,
+                "tags": [t for t in session.tags.split(",") if t], "past_conversations": session.cases,
+            },
+            "history": [desk_message(e) for e in history],
+            "assigned_at": handoff.assigned_at if handoff else None,
+            "first_reply_at": handoff.first_reply_at if handoff else None,
+            "first_response_deadline": deadline,
+            "group": handoff.group if handoff else None,
+            "reason": handoff.reason if handoff else None,
+            "state": str(session.state),
+        }
+
+    async def snapshot(self, username: str) -> dict[str, Any]:
+        """The full state a desk needs after (re)connecting."""
+        now = self.clock()
+        agent = self.config.agent(username)
+        assert agent is not None
+        status, _, chats = await self.store.agent_state(username, now)
+        return {
+            "type": "hello",
+            "agent": {"username": agent.username, "display_name": agent.display_name or agent.username,
+                      "groups": self.groups_of(username), "capacity": agent.capacity},
+            "status": status,
+            "shop": {"name": self.config.shop.name},
+            "groups": [{"name": g, "display_name": self.config.group_display(g)} for g in self.config.group_names],
+            "agents": [{"username": a.username, "display_name": a.display_name or a.username,
+                        "online": (await self.store.agent_state(a.username, now))[1]} for a in self.config.agents],
+            "chats": [c for c in [await self.conversation(cid) for cid in chats] if c],
+            "queue": await self.queue_view(username),
+            "phrases": self.quick_phrases(),
+        }
+
+    def groups_of(self, username: str) -> list[str]:
+        agent = self.config.agent(username)
+        return list(agent.groups) if agent and agent.groups else self.config.group_names
+
+    async def queue_view(self, username: str) -> list[dict[str, Any]]:
+        out = []
+        for group in self.groups_of(username):
+            for position, (cid, score) in enumerate(await self.store.queue(group), start=1):
+                session = await self.store.load_session(cid, "")
+                last = [e for e in await self.store.history(cid, limit=10) if e.sender is Sender.VISITOR]
+                out.append({
+                    "id": cid, "group": group, "channel": session.channel, "customer": {"name": session.customer_name},
+                    "waiting_since": session.handoff.queued_at if session.handoff else score,
+                    "preview": last[-1].text if last else "", "position": position,
+                })
+        return out
+
+    def quick_phrases(self) -> list[dict[str, Any]]:
+        locale = self.config.shop.locale
+        table = self.phrasebook.phrases[self.phrasebook.locale_of(locale)]
+        names = self.phrasebook.categories[self.phrasebook.locale_of(locale)]
+        return [
+            {"category": cat, "name": name,
+             "phrases": [{"id": p.id, "text": p.text} for p in table.values() if p.category == cat]}
+            for cat, name in names.items()
+        ]
+
+    # ---- presence ----------------------------------------------------------------------------------
+    async def socket_alive(self, username: str, socket_id: str) -> None:
+        await self.store.agent_socket(username, socket_id, self.clock() + PRESENCE_TTL)
+
+    async def socket_closed(self, username: str, socket_id: str) -> None:
+        await self.store.agent_socket_closed(username, socket_id)
+        await self.store.publish({"type": "queue_changed", "broadcast": True})
+
+    async def set_status(self, username: str, status: str) -> None:
+        await self.store.set_agent_status(username, status)
+        if status == "online":
+            await self.drain()
+
+    async def recent_buyer_texts(self, cid: str, limit: int = 3) -> list[str]:
+        return [e.text for e in await self.store.history(cid, limit=20) if e.sender is Sender.VISITOR][-limit:]
+
+
+def desk_message(e: TranscriptEntry) -> dict[str, Any]:
+    """A transcript line as the desk protocol names it (the buyer is the "customer" there)."""
+    out = e.to_json()
+    out.pop("type", None)
+    out.pop("buttons", None)
+    if out["from"] == "visitor":
+        out["from"] = "customer"
+    return out
+
+
+def is_handed_off(session: Session) -> bool:
+    return session.state in (State.QUEUED, State.WITH_AGENT)

@@ -1,0 +1,89 @@
+"""The timer runner: due timers from Redis enter the pipeline as events.
+
+Timers live in one sorted set (score = due time). Every process polls; a Lua script hands each due
+timer to exactly one of them under a lease, and the engine dedupes the tick by the timer's name,
+so a timer fires once even if its holder crashes after acting (the commit marked it done) or
+before (the lease runs out and another process takes it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from bot.store import Store
+from bot.types import Customer, Inbound, Kind, Outcome
+
+log = logging.getLogger(__name__)
+
+
+class TimerRunner:
+    def __init__(
+        self,
+        store: Store,
+        submit: Callable[[Inbound], Awaitable[Outcome]],
+        drain: Callable[[], Awaitable[None]],
+        clock: Callable[[], float],
+        interval: float = 0.25,
+        lease: float = 30.0,
+        drain_every: float = 2.0,
+    ):
+        self.store = store
+        self.submit = submit
+        self.drain = drain
+        self.clock = clock
+        self.interval = interval
+        self.lease = lease
+        self.drain_every = drain_every
+        self.fired = 0
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        self._stopping.clear()
+        self._task = asyncio.create_task(self._run(), name="xiaoer-timers")
+
+    async def stop(self) -> None:
+        """Finish the tick in progress, then stop (a cancel could land inside a Redis call)."""
+        if self._task:
+            self._stopping.set()
+            try:
+                await asyncio.wait_for(self._task, timeout=10)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                pass
+            self._task = None
+
+    async def tick(self) -> int:
+        """Fire every due timer once; returns how many this process fired."""
+        count = 0
+        for member in await self.store.claim_timers(self.clock(), self.lease):
+            kind, cid, *rest = member.split("|")
+            inbound = Inbound(channel="", conversation_id=cid, message_id=f"timer:{member}",
+                              customer=Customer(id="timer"), text="|".join([kind, *rest]), kind=Kind.TIMER)
+            try:
+                outcome = await self.submit(inbound)
+            except Exception:
+                log.exception("timer %s failed; it fires again when its lease ends", member)
+                continue
+            await self.store.ack_timer(member)
+            if not outcome.duplicate:
+                count += 1
+        self.fired += count
+        return count
+
+    async def _run(self) -> None:
+        since_drain = 0.0
+        while not self._stopping.is_set():
+            try:
+                await self.tick()
+                since_drain += self.interval
+                if since_drain >= self.drain_every:
+                    since_drain = 0.0
+                    await self.drain()  # a safety net: agents that came online in another process
+            except Exception:
+                log.exception("timer loop error")
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=self.interval)
+            except asyncio.TimeoutError:
+                pass
