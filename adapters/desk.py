@@ -46,8 +46,10 @@ class Desk:
         self.coach = coach
         self._submit = submit
         self._listen = listen
+        self._open: set[web.WebSocketResponse] = set()
 
     def mount(self, app: web.Application) -> None:
+        app.on_shutdown.append(self.close_all)
         app.router.add_get("/desk", self.to_desk)
         app.router.add_get("/desk/", self.page)
         app.router.add_get("/desk/desk.js", self._static("desk.js", "text/javascript"))
@@ -129,8 +131,16 @@ class Desk:
             await ws.send_json({"type": "error", "code": "not_logged_in", "message": "log in at /desk/ first"})
             await ws.close(code=4401, message=b"not logged in")
             return ws
-        await _DeskSocket(self, ws, username).run()
+        self._open.add(ws)
+        try:
+            await _DeskSocket(self, ws, username).run()
+        finally:
+            self._open.discard(ws)
         return ws
+
+    async def close_all(self, app: web.Application) -> None:
+        for ws in list(self._open):
+            await ws.close(code=1001, message=b"server shutdown")
 
 
 class _DeskSocket:

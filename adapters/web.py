@@ -68,8 +68,10 @@ class WebWidget:
         self._history = history
         self._listen = listen
         self.public_url = public_url
+        self._open: set[web.WebSocketResponse] = set()
 
     def mount(self, app: web.Application) -> None:
+        app.on_shutdown.append(self.close_all)
         app.router.add_get("/", self.shop_page)
         app.router.add_get("/widget.js", self.widget_js)
         app.router.add_get("/widget/ws", self.socket)
@@ -122,11 +124,18 @@ class WebWidget:
             return ws
         await ws.prepare(request)
         session = _Socket(self, ws)
+        self._open.add(ws)
         try:
             await session.run()
         finally:
+            self._open.discard(ws)
             session.detach()
         return ws
+
+    async def close_all(self, app: web.Application) -> None:
+        """On shutdown: close open sockets (1001 going away) so the widgets reconnect elsewhere."""
+        for ws in list(self._open):
+            await ws.close(code=1001, message=b"server shutdown")
 
 
 class _Socket:

@@ -68,14 +68,14 @@ async def prefix(redis_url: str) -> AsyncIterator[str]:
     await client.aclose()
 
 
-def make_config(redis_url: str, prefix: str, **sections: dict[str, Any]) -> Config:
+def make_config(redis_url: str, prefix: str, **sections: Any) -> Config:
     data: dict[str, Any] = {
         "server": {"host": "127.0.0.1", "port": 0},
         "redis": {"url": redis_url, "prefix": prefix},
         "faq": {"files": [str(ROOT / "phrasebook/faq/demo-shop.toml")]},
     }
     for name, values in sections.items():
-        data[name] = {**data.get(name, {}), **values}
+        data[name] = {**data.get(name, {}), **values} if isinstance(values, dict) else values
     return parse_config(data, base_dir=ROOT, env={})
 
 
