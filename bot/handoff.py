@@ -191,12 +191,12 @@ class HandoffService:
     async def queue_view(self, username: str) -> list[dict[str, Any]]:
         out = []
         for group in self.groups_of(username):
-            for position, (cid, score) in enumerate(await self.store.queue(group), start=1):
+            for position, (cid, _) in enumerate(await self.store.queue(group), start=1):
                 session = await self.store.load_session(cid, "")
                 last = [e for e in await self.store.history(cid, limit=10) if e.sender is Sender.VISITOR]
                 out.append({
                     "id": cid, "group": group, "channel": session.channel, "customer": {"name": session.customer_name},
-                    "waiting_since": session.handoff.queued_at if session.handoff else score,
+                    "waiting_since": session.handoff.queued_at if session.handoff else None,
                     "preview": last[-1].text if last else "", "position": position,
                 })
         return out

@@ -54,7 +54,7 @@ for _, e in ipairs(effects) do
         assign(p, cid, u, now, ctx.timeout)
         r.outcome, r.agent = 'assigned', u
       else
-        r.outcome, r.position = 'queued', enqueue(p, cid, e.group, now)
+        r.outcome, r.position = 'queued', enqueue(p, cid, e.group, false)
         r.online = online_count(p, members, now)
         redis.call('HSET', h, 'told_position', r.position)
       end
@@ -83,7 +83,7 @@ for _, e in ipairs(effects) do
         r.outcome, r.agent = 'reassigned', u
       else
         r.outcome = (n > tonumber(ctx.max_reassignments)) and 'supervisor' or 'queued'
-        r.position = enqueue(p, cid, cur.group, 0)  -- back to the head of the queue
+        r.position = enqueue(p, cid, cur.group, true)  -- back to the head of the queue
         redis.call('HSET', h, 'told_position', r.position)
       end
     end
@@ -102,7 +102,7 @@ for _, e in ipairs(effects) do
         assign(p, cid, u, now, ctx.timeout)
         r.outcome, r.agent = 'assigned', u
       else
-        r.outcome, r.position = 'queued', enqueue(p, cid, e.group, now)
+        r.outcome, r.position = 'queued', enqueue(p, cid, e.group, false)
         redis.call('HSET', h, 'told_position', r.position)
       end
     end

@@ -46,11 +46,14 @@ local function assign(p, cid, u, now, timeout)
   redis.call('ZADD', p .. 'timers', tonumber(now) + tonumber(timeout), 'frt|' .. cid .. '|' .. u .. '|' .. now)
 end
 
-local function enqueue(p, cid, group, score)
+-- Queue order is arrival order: a shop-wide sequence number, never a clock (two buyers can
+-- arrive in the same millisecond). `at_head` puts the chat before everyone waiting.
+local function enqueue(p, cid, group, at_head)
   local h = hkey(p, cid)
   redis.call('HSET', h, 'state', 'QUEUED', 'group', group)
   redis.call('HDEL', h, 'agent', 'assigned_at', 'first_reply_at')
-  redis.call('ZADD', p .. 'queue:' .. group, score, cid)
+  local seq = redis.call('INCR', p .. 'queue:seq')
+  redis.call('ZADD', p .. 'queue:' .. group, at_head and -seq or seq, cid)
   return redis.call('ZRANK', p .. 'queue:' .. group, cid) + 1
 end
 
