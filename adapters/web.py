@@ -61,8 +61,10 @@ class WebWidget:
 
     channel = "web"
 
-    def __init__(self, config: WebChannel, secret: str, submit: Submit, history: History, listen: Listen, public_url: str = ""):
+    def __init__(self, config: WebChannel, secret: str, submit: Submit, history: History, listen: Listen,
+                 public_url: str = "", agent_name: Callable[[str], str] = str):
         self.config = config
+        self.agent_name = agent_name  # buyers see an agent's display name, never the login name
         self._key = secret.encode()
         self._submit = submit
         self._history = history
@@ -152,6 +154,8 @@ class _Socket:
         self._send_lock = asyncio.Lock()
 
     async def send(self, frame: dict[str, Any]) -> None:
+        if frame.get("agent"):
+            frame = {**frame, "agent": self.widget.agent_name(frame["agent"])}
         async with self._send_lock:
             if not self.ws.closed:
                 await self.ws.send_str(json.dumps(frame, ensure_ascii=False))
@@ -222,9 +226,12 @@ class _Socket:
         history = await self.widget._history(self.conversation_id)
         await self.send({
             "type": "ready", "visitor": visitor, "token": self.widget.token_for(visitor),
-            "history": [e.to_json() for e in history],
+            "history": [self._public(e.to_json()) for e in history],
         })
         return True
+
+    def _public(self, message: dict[str, Any]) -> dict[str, Any]:
+        return {**message, "agent": self.widget.agent_name(message["agent"])} if message.get("agent") else message
 
     @property
     def conversation_id(self) -> str:

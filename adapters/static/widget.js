@@ -1101,10 +1101,12 @@ textarea:focus { background: #fff; border-color: var(--xe-accent); box-shadow: 0
   }
 
   function onServerMessage(f) {
+    // Measure before the new bubble adds its height: a long reply must not look like "scrolled up".
+    const wasNearBottom = S.mounted && nearBottom();
     const added = acceptServerMessage(f);
     if (!added) return;
     const last = S.entries[S.entries.length - 1];
-    scrollToBottom(last && last.from === "visitor");
+    scrollToBottom(wasNearBottom || (last && last.from === "visitor"));
     if (last && last.from !== "visitor" && !S.open) {
       S.unread += 1;
       renderUnread();

@@ -182,7 +182,7 @@ async def test_first_response_timeout_moves_the_chat_and_refuses_the_late_reply(
     assert refused["code"] == "not_assigned" and refused["conversation"] == cid
     await bob.send({"type": "reply", "conversation": cid, "text": "亲，您好😊 我是Bob，马上为您处理～"})
     reply = await next_message(client)
-    assert reply["from"] == "agent" and reply["agent"] == "bob"
+    assert reply["from"] == "agent" and reply["agent"] == "Bob"  # the display name, not the login
     state = await handoff_state(redis_client, prefix, client)
     assert state["agent"] == "bob" and state["reassignments"] == "1" and state["first_reply_at"]
     history = [m["text"] for m in (await WidgetClient(http, bot.url).connect(client.visitor, client.token))["history"]]

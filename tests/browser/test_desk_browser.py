@@ -3,6 +3,8 @@ answer with a quick reply, and the buyer's widget shows it."""
 
 from __future__ import annotations
 
+from playwright.async_api import expect
+
 from bot.phrasebook import Phrasebook
 from tests.conftest import ROOT
 from tests.desk_client import PASSWORD, agent, handoff_sections
@@ -54,5 +56,6 @@ async def test_agent_answers_an_escalated_widget_chat_with_a_quick_reply(start_b
     agent_line = shop.locator('[data-xiaoer="message"][data-from="agent"]')
     await agent_line.first.wait_for()
     assert await agent_line.first.locator(".bubble").inner_text() == text.strip()
+    await expect(agent_line.first).to_be_in_viewport()  # the widget scrolled down to the new reply
     assert await shop.locator('[data-xiaoer="message"][data-from="agent"]', has_text="哦").count() == 0
     assert errors == []
