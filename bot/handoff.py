@@ -76,6 +76,8 @@ class HandoffService:
                     metrics.REASSIGNED.labels(outcome).inc()
                 if kind == "handoff" and outcome != "already":
                     metrics.HANDOFFS.labels(outcome).inc()
+            elif kind == "rate":
+                metrics.RATINGS.labels(str(r.get("score"))).inc()
             elif kind == "close" and outcome == "closed":
                 if r.get("from"):
                     reason = "idle" if inbound.kind == "timer" else "closed"

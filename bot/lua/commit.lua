@@ -124,7 +124,7 @@ for _, e in ipairs(effects) do
   elseif e.kind == 'rate' then
     redis.call('LPUSH', p .. 'stats:ratings', e.score)
     redis.call('LTRIM', p .. 'stats:ratings', 0, 999)
-    r.outcome = 'rated'
+    r.outcome, r.score = 'rated', e.score
   end
   results[#results + 1] = r
 end

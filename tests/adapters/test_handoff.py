@@ -261,3 +261,23 @@ async def test_idle_chat_closes_itself_politely(start_bot, http, desks, clock: C
     clock.now += 601
     assert (await next_message(client))["text"] == PHRASES.text("system.idle_closed", "zh-CN")
     assert (await desk.expect("unassigned", conversation=cid))["reason"] == "idle"
+
+
+async def test_after_max_reassignments_the_chat_goes_to_the_queue_head_and_a_supervisor_is_alerted(start_bot, http, desks, redis_client, prefix, clock: Clock):
+    from bot import metrics
+
+    before = metrics.SUPERVISOR._value.get()
+    bot = await start_bot(**handoff_sections(agent("alice", ["presales"]), max_reassignments=0))
+    alice = desks(bot.url)
+    await alice.connect("alice")
+    waiting = await buyer(http, bot.url)
+    await waiting.ask("转人工")
+    cid = (await alice.expect("assigned"))["conversation"]["id"]
+    clock.now += 61
+    assert (await alice.expect("unassigned", conversation=cid))["reason"] == "first_response_timeout"
+    # back at the head of the queue; the only free agent gets it again, with a fresh deadline
+    again = await alice.expect("assigned")
+    assert metrics.SUPERVISOR._value.get() == before + 1
+    assert again["conversation"]["id"] == cid and again["conversation"]["first_response_deadline"] == clock.now + 60
+    state = await handoff_state(redis_client, prefix, waiting)
+    assert state["reassignments"] == "1" and state["agent"] == "alice"
