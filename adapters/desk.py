@@ -95,7 +95,9 @@ class Desk:
         token = new_token()
         await store.create_login(token, username, LOGIN_TTL)
         resp = web.json_response({"ok": True, "agent": {"username": username, "display_name": agent.display_name or username}})  # type: ignore[union-attr]
-        secure = request.secure or self.config.server.public_url.startswith("https://")
+        # Secure when the browser reached us over https, directly or through a TLS-terminating proxy
+        # (the header can only make the cookie stricter, so trusting it is harmless).
+        secure = request.secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https"
         resp.set_cookie(COOKIE, token, max_age=LOGIN_TTL, httponly=True, samesite="Strict", secure=secure, path="/desk")
         return resp
 

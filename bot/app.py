@@ -11,8 +11,10 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapters.desk import Desk
+from adapters.telegram import TelegramAdapter
 from adapters.web import WebWidget
 from bot.coach import Coach
+from bot.delivery import Deliverer
 from bot.config import Config
 from bot.embedded import EmbeddedRedis
 from bot.engine import Engine
@@ -66,6 +68,8 @@ class Xiaoer:
         self.hub: Hub | None = None
         self.handoff: HandoffService | None = None
         self.timers: TimerRunner | None = None
+        self.telegram: TelegramAdapter | None = None
+        self.deliverer: Deliverer | None = None
         self.app = web.Application(client_max_size=MAX_BODY)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -97,11 +101,22 @@ class Xiaoer:
                 agent_name=self.handoff.display,
             ).mount(self.app)
         Desk(cfg, self.handoff, Coach(phrasebook), self.engine.submit, self.hub.listen).mount(self.app)
+        senders = {}
+        if cfg.channels.telegram.enabled:
+            self.telegram = TelegramAdapter(cfg.channels.telegram, self.engine.submit)
+            self.telegram.mount(self.app)
+            senders["telegram"] = self.telegram
+        if senders:
+            self.deliverer = Deliverer(self.store, senders, self.handoff.delivery_failed)
 
     async def start(self) -> None:
         assert self.hub is not None and self.timers is not None
         await self.hub.start()
         await self.timers.start()
+        if self.telegram:
+            await self.telegram.start()
+        if self.deliverer:
+            await self.deliverer.start()
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.server.host, self.config.server.port)
@@ -118,6 +133,10 @@ class Xiaoer:
     async def stop(self) -> None:
         if self.timers:
             await self.timers.stop()
+        if self.deliverer:
+            await self.deliverer.stop()
+        if self.telegram:
+            await self.telegram.stop()
         if self._runner:
             await self._runner.cleanup()
             self._runner = None

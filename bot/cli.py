@@ -23,6 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("check-config", help="validate a config; exit 2 with one line per problem")
     check.add_argument("--config", required=True)
     sub.add_parser("hash-password", help="read a password on stdin, print its hash for [[agents]]")
+    tg = sub.add_parser("telegram", help="Telegram webhook registration")
+    tg_sub = tg.add_subparsers(dest="telegram_command", required=True)
+    for name in ("set-webhook", "delete-webhook"):
+        tg_sub.add_parser(name).add_argument("--config", required=True)
     faq = sub.add_parser("faq", help="FAQ tools")
     faq_sub = faq.add_subparsers(dest="faq_command", required=True)
     match = faq_sub.add_parser("match", help="match buyer messages (one per line on stdin)")
@@ -35,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         return _check(args.config)
     if args.command == "hash-password":
         return _hash_password()
+    if args.command == "telegram":
+        return _telegram(args.config, args.telegram_command)
     return _faq_match(args.faq, args.json)
 
 
@@ -81,6 +87,35 @@ def _check(path: str) -> int:
         return 2
     enabled = [name for name in ("web", "telegram", "wechat", "wecom_kf") if getattr(config.channels, name).enabled]
     print(f"{path}: OK (channels: {', '.join(enabled) or 'none'}; store: {'embedded' if not config.redis.url else 'redis'})")
+    return 0
+
+
+def _telegram(path: str, command: str) -> int:
+    """Register (or remove) the webhook with its secret, so Telegram signs every call."""
+    config = _load(path)
+    if config is None:
+        return 2
+    tg = config.channels.telegram
+    if not tg.enabled or not tg.token:
+        print("channels.telegram.enabled: enable the channel and set channels.telegram.token first", file=sys.stderr)
+        return 2
+    from telegram import Bot
+    from telegram.error import TelegramError
+
+    async def call() -> str:
+        async with Bot(tg.token, base_url=tg.api_base_url.rstrip("/") + "/bot") as bot:
+            if command == "delete-webhook":
+                await bot.delete_webhook()
+                return "webhook deleted"
+            url = config.server.public_url.rstrip("/") + "/telegram/webhook"
+            await bot.set_webhook(url, secret_token=tg.webhook_secret, allowed_updates=["message", "callback_query"])
+            return f"webhook set to {url}"
+
+    try:
+        print(asyncio.run(call()))
+    except TelegramError as exc:
+        print(f"Telegram refused: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

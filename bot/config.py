@@ -186,7 +186,8 @@ class ChannelsConfig(_Section):
 
 
 # Channels whose adapters this version ships. Enabling another one is a config error, not a silent no-op.
-AVAILABLE_CHANNELS = frozenset({"web"})
+AVAILABLE_CHANNELS = frozenset({"web", "telegram"})
+_TG_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 
 class Config(_Section):
@@ -222,6 +223,14 @@ class Config(_Section):
                 problems.append(f"handoff.routes.{key}: unknown group {group!r}")
         if self.handoff.default_group and self.handoff.default_group not in names:
             problems.append(f"handoff.default_group: unknown group {self.handoff.default_group!r}")
+        tg = self.channels.telegram
+        if tg.enabled:
+            if not tg.token:
+                problems.append("channels.telegram.token: required when the channel is enabled")
+            if tg.mode == "webhook" and not _TG_SECRET.match(tg.webhook_secret):
+                problems.append("channels.telegram.webhook_secret: required in webhook mode: 1-256 of A-Z a-z 0-9 _ -")
+            if tg.mode == "webhook" and not self.server.public_url.startswith("https://"):
+                problems.append("server.public_url: Telegram webhooks need the public https:// URL of this server")
         for name in ("telegram", "wechat", "wecom_kf"):
             if getattr(self.channels, name).enabled and name not in AVAILABLE_CHANNELS:
                 problems.append(f"channels.{name}.enabled: the {name} channel is not part of this version yet")

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot import metrics
+from bot.channels import pushes
 from bot.router import Context, Router
 from bot.store import NotAssigned, Store, stamp
 from bot.textnorm import detect_locale
@@ -81,8 +82,12 @@ class Engine:
                 "origin": origin,
                 "messages": [e.to_json() for e in entries],
             } if entries else None
+            # Replies to the buyer's own request go back with it; the rest (agent replies, timer notices)
+            # go out through the outbox on channels that deliver by API.
+            push = replies if origin is None and pushes(final.channel) else ()
             try:
-                results = await turn.commit(final, entries, event, result.effects, self.routing(now) if result.effects else None)
+                results = await turn.commit(final, entries, event, result.effects,
+                                            self.routing(now) if result.effects else None, push)
             except NotAssigned as exc:
                 return Outcome(replies=(), handler=result.handler, error=str(exc).lower())
         if inbound.from_buyer:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot import metrics
+from bot.channels import pushes
 from bot.config import Config
 from bot.hours import ShopClock
 from bot.phrasebook import Phrasebook
@@ -130,8 +131,17 @@ class HandoffService:
         """Append a bot notice to the conversation and fan it out (the origin socket skips it)."""
         text = self.phrasebook.text(pid, locale, shop=self.config.shop.name, **values)
         entry = TranscriptEntry(f"n-{uuid.uuid4().hex[:12]}", Sender.BOT, text, self.clock())
-        await self.store.append(cid, [entry], {"type": "messages", "conversation": cid, "origin": origin, "messages": [entry.to_json()]})
+        channel = cid.split(":", 1)[0]
+        await self.store.append(cid, [entry], {"type": "messages", "conversation": cid, "origin": origin, "messages": [entry.to_json()]},
+                                push_channel=channel if origin is None and pushes(channel) else None)
         return [entry]
+
+    async def delivery_failed(self, cid: str, message: dict[str, Any], reason: str) -> None:
+        """The platform refused a later message (e.g. WeChat's 48-hour window): tell the chat's agent."""
+        handoff = await self.store.handoff_of(cid)
+        if handoff and handoff.agent:
+            await self.desk(handoff.agent, {"type": "error", "code": "delivery_failed", "conversation": cid,
+                                            "message": f"消息未能送达买家 / not delivered: {reason}", "text": message.get("text")})
 
     # ---- desks -----------------------------------------------------------------------------------
     async def desk(self, agent: str, frame: dict[str, Any]) -> None:

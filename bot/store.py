@@ -146,12 +146,18 @@ class Store:
         rows = await self.redis.xrevrange(self._conv(conversation_id, "transcript"), count=limit)
         return [_entry(fields_) for _, fields_ in reversed(rows)]
 
-    async def append(self, conversation_id: str, entries: Sequence[TranscriptEntry], event: dict[str, Any]) -> None:
-        """Append notices (queue position, assignment) outside a turn and fan them out."""
+    async def append(self, conversation_id: str, entries: Sequence[TranscriptEntry], event: dict[str, Any],
+                     push_channel: str | None = None) -> None:
+        """Append notices (queue position, assignment) outside a turn and fan them out; with
+        `push_channel`, also queue them in the outbox for delivery by that channel's API."""
         key = self._conv(conversation_id, "transcript")
         async with self.redis.pipeline(transaction=True) as pipe:
             for e in entries:
                 pipe.xadd(key, _entry_fields(e), maxlen=self.transcript_cap, approximate=True)
+                if push_channel:
+                    pipe.xadd(self.outbox_key, {"channel": push_channel, "conversation": conversation_id,
+                                                "message": json.dumps(e.to_json(), ensure_ascii=False)},
+                              maxlen=100000, approximate=True)
             pipe.expire(key, self.session_ttl)
             pipe.hget(self._conv(conversation_id, "handoff"), "agent")
             *_, owner = await pipe.execute()
@@ -197,6 +203,33 @@ class Store:
     async def recent_waits(self) -> list[float]:
         """Recent waits from handoff to an agent's first reply, in seconds (newest first)."""
         return [float(v) for v in await self.redis.lrange(f"{self.prefix}stats:waits", 0, 49)]
+
+    # ---- outbox (delivery by platform APIs) ----------------------------------------------------
+    @property
+    def outbox_key(self) -> str:
+        return f"{self.prefix}outbox"
+
+    async def outbox_group(self, group: str = "delivery") -> None:
+        try:
+            await self.redis.xgroup_create(self.outbox_key, group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def outbox_read(self, consumer: str, count: int = 20, block_ms: int = 1000, group: str = "delivery") -> list[tuple[str, dict[str, str]]]:
+        """New outbox entries for this consumer, plus entries a dead consumer held for over 30 s."""
+        _, claimed, *_ = await self.redis.xautoclaim(self.outbox_key, group, consumer, min_idle_time=30000, count=count)
+        if claimed:
+            return [(i, f) for i, f in claimed if f]
+        rows = await self.redis.xreadgroup(group, consumer, {self.outbox_key: ">"}, count=count, block=block_ms)
+        return [(i, f) for _, entries in rows for i, f in entries]
+
+    async def outbox_ack(self, entry_id: str, group: str = "delivery") -> None:
+        await self.redis.xack(self.outbox_key, group, entry_id)
+
+    async def outbox_attempts(self, entry_id: str, group: str = "delivery") -> int:
+        rows = await self.redis.xpending_range(self.outbox_key, group, min=entry_id, max=entry_id, count=1)
+        return int(rows[0]["times_delivered"]) if rows else 0
 
     # ---- timers -------------------------------------------------------------------------------
     async def add_timer(self, member: str, due: float) -> None:
@@ -296,6 +329,7 @@ class Turn:
         event: dict[str, Any] | None,
         effects: Sequence[Effect] = (),
         routing: dict[str, Any] | None = None,
+        push: Sequence[TranscriptEntry] = (),
     ) -> list[dict[str, Any]]:
         """Write the turn atomically; returns one result per effect.
 
@@ -311,13 +345,15 @@ class Turn:
         try:
             raw = await store._commit(
                 keys=[store._conv(cid, "session"), store._conv(cid, "transcript"), self._claim_key,
-                      store._conv(cid, "lock"), store._conv(cid, "handoff")],
+                      store._conv(cid, "lock"), store._conv(cid, "handoff"), store.outbox_key],
                 args=[
                     token, self._claim, store.session_ttl, store.dedupe_ttl, store.transcript_cap,
                     json.dumps(_session_to_hash(session), ensure_ascii=False),
                     json.dumps(payload, ensure_ascii=False),
                     store.events_channel, json.dumps(event, ensure_ascii=False) if event else "",
                     json.dumps(effects_json), json.dumps(ctx),
+                    json.dumps([session.channel, cid, [json.dumps(e.to_json(), ensure_ascii=False) for e in push]],
+                               ensure_ascii=False) if push else "",
                 ],
             )
         except ResponseError as exc:

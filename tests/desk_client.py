@@ -53,6 +53,7 @@ class DeskClient:
             assert (await self.login(username)).status == 200
         self.ws = await self.http.ws_connect(self.base_url.replace("http", "ws") + "/desk/ws", headers={"Origin": self.base_url})
         self.hello = await self.receive()
+        assert self.hello["type"] in ("hello", "error"), self.hello
         return self.hello
 
     async def send(self, frame: dict[str, Any]) -> None:

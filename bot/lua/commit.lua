@@ -1,7 +1,8 @@
 -- Commit one turn atomically: session, transcript, dedupe mark, handoff effects, fan-out event.
--- KEYS: 1 session, 2 transcript, 3 message claim, 4 lock, 5 handoff
+-- KEYS: 1 session, 2 transcript, 3 message claim, 4 lock, 5 handoff, 6 outbox
 -- ARGV: 1 lock token, 2 claim token, 3 session ttl, 4 dedupe ttl, 5 transcript cap, 6 session json,
---       7 entries json, 8 event channel, 9 event json, 10 effects json, 11 routing json
+--       7 entries json, 8 event channel, 9 event json, 10 effects json, 11 routing json,
+--       12 outbox json: {channel, conversation, [message json ...]} or ""
 if redis.call('GET', KEYS[4]) ~= ARGV[1] then return redis.error_reply('LOST_LOCK') end
 if redis.call('GET', KEYS[3]) ~= ARGV[2] then return redis.error_reply('LOST_CLAIM') end
 
@@ -36,6 +37,14 @@ for _, e in ipairs(cjson.decode(ARGV[7])) do
 end
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 redis.call('SET', KEYS[3], 'done', 'EX', ARGV[4])
+-- Messages for API channels that the submitting request does not carry (agent replies, notices):
+-- committed to the outbox together with the transcript, delivered with retries afterwards.
+if ARGV[12] ~= '' then
+  local out = cjson.decode(ARGV[12])
+  for _, m in ipairs(out[3]) do
+    redis.call('XADD', KEYS[6], 'MAXLEN', '~', 100000, '*', 'channel', out[1], 'conversation', out[2], 'message', m)
+  end
+end
 
 -- 3. Handoff effects.
 local results = {}

@@ -164,3 +164,9 @@ def test_hash_password_cli():
     assert result.returncode == 0 and verify_password(result.stdout.strip(), "s3cret-pass")
     short = subprocess.run([sys.executable, "-m", "bot", "hash-password"], input="short\n", capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert short.returncode == 2
+
+
+async def test_login_cookie_is_secure_behind_an_https_proxy(bot, http):
+    async with http.post(bot.url + "/desk/api/login", json={"username": "alice", "password": "correct horse battery"},
+                         headers={"X-Forwarded-Proto": "https"}) as resp:
+        assert resp.status == 200 and "Secure" in resp.headers["Set-Cookie"]

@@ -1,0 +1,140 @@
+"""The Telegram channel against a local fake of the Bot API, with real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot.phrasebook import Phrasebook
+from tests.adapters.test_handoff import desks  # noqa: F401  (fixture)
+from tests.conftest import ROOT, Clock
+from tests.desk_client import agent, handoff_sections
+from tests.fake_telegram import FakeTelegram, update
+
+PHRASES = Phrasebook.load(ROOT / "phrasebook")
+SECRET = "s3cret-Token_1"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTelegram]:
+    server = FakeTelegram()
+    await server.start()
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def telegram_sections(fake: FakeTelegram, **extra: Any) -> dict[str, Any]:
+    return {
+        "server": {"host": "127.0.0.1", "port": 0, "public_url": "https://shop.example.com"},
+        "channels": {"telegram": {"enabled": True, "token": "123:ABC", "webhook_secret": SECRET,
+                                  "api_base_url": str(fake.server.make_url("")).rstrip("/")}},
+        **extra,
+    }
+
+
+async def post(http: aiohttp.ClientSession, bot: Any, body: Any, secret: str | None = SECRET) -> aiohttp.ClientResponse:
+    headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret is not None else {}
+    kwargs = {"json": body} if not isinstance(body, (bytes, str)) else {"data": body}
+    async with http.post(bot.url + "/telegram/webhook", headers=headers, **kwargs) as resp:
+        await resp.read()
+        return resp
+
+
+async def test_greeting_uses_the_first_name_and_faq_answers(start_bot, fake, http):
+    bot = await start_bot(**telegram_sections(fake))
+    assert (await post(http, bot, update(1, "你好"))).status == 200
+    sent = await fake.wait_sent(1)
+    assert sent[0]["text"] == PHRASES.text("system.welcome_named", "zh-CN", name="Amy", shop="小二优选")
+    assert int(sent[0]["chat_id"]) == 1001
+    assert (await post(http, bot, update(2, "什么时候发货"))).status == 200
+    assert "48" in (await fake.wait_sent(2))[1]["text"]
+
+
+async def test_wrong_or_missing_secret_is_403_and_bad_bodies_are_400(start_bot, fake, http, redis_client, prefix):
+    bot = await start_bot(**telegram_sections(fake))
+    assert (await post(http, bot, update(1, "你好"), secret="wrong")).status == 403
+    assert (await post(http, bot, update(1, "你好"), secret=None)).status == 403
+    assert (await post(http, bot, b"{not json")).status == 400
+    assert (await post(http, bot, {"hello": "world"})).status == 400
+    assert [k async for k in redis_client.scan_iter(match=f"{prefix}conv:*")] == []
+    assert fake.sent == []
+
+
+async def test_duplicate_update_id_gets_one_reply(start_bot, fake, http):
+    bot = await start_bot(**telegram_sections(fake))
+    results = await asyncio.gather(*(post(http, bot, update(7, "在吗")) for _ in range(3)))
+    assert [r.status for r in results] == [200, 200, 200]
+    await fake.wait_sent(1)
+    await asyncio.sleep(0.3)
+    assert len(fake.sent) == 1
+
+
+async def test_429_retry_after_is_honoured(start_bot, fake, http):
+    bot = await start_bot(**telegram_sections(fake))
+    fake.fail_next = [1]
+    assert (await post(http, bot, update(1, "在吗"))).status == 200
+    assert len(await fake.wait_sent(1)) == 1
+    assert [name for name, _ in fake.calls].count("sendMessage") == 2
+
+
+async def test_long_texts_are_split_at_4096(start_bot, fake):
+    bot = await start_bot(**telegram_sections(fake))
+    assert bot.telegram is not None
+    text = ("这是一段很长的说明。" * 1000)[:9000]
+    await bot.telegram.send(1001, {"text": text})
+    parts = [m["text"] for m in fake.sent]
+    assert len(parts) == 3 and all(len(p) <= 4096 for p in parts) and "".join(parts) == text
+
+
+async def test_handoff_agent_reply_reassignment_notice_and_rating_with_inline_keyboard(start_bot, fake, http, desks, clock: Clock):
+    sections = handoff_sections(agent("alice", ["presales"]), agent("bob", ["presales"]))
+    bot = await start_bot(**telegram_sections(fake), **sections)
+    alice = desks(bot.url)
+    await alice.connect("alice")
+    await post(http, bot, update(1, "我要转人工"))
+    sent = await fake.wait_sent(2)
+    assert sent[0]["text"] == PHRASES.text("system.handoff_request", "zh-CN", name="Amy")
+    assert sent[1]["text"] == PHRASES.text("system.handoff_assigned", "zh-CN", agent="Alice")
+    cid = (await alice.expect("assigned"))["conversation"]["id"]
+    assert cid == "telegram:1001"
+    bob = desks(bot.url)
+    await bob.connect("bob")
+    clock.now += 61
+    await bob.expect("assigned")
+    assert (await fake.wait_sent(3))[2]["text"] == PHRASES.text("system.reassigned", "zh-CN", agent="Bob")  # via the outbox
+    await bob.send({"type": "reply", "conversation": cid, "text": "亲，您好😊 我是Bob，马上为您处理～"})
+    assert (await fake.wait_sent(4))[3]["text"] == "亲，您好😊 我是Bob，马上为您处理～"
+    await bob.send({"type": "close", "conversation": cid})
+    closing = (await fake.wait_sent(5))[4]
+    assert closing["text"] == PHRASES.text("system.closed_rating", "zh-CN")
+    keyboard = closing["reply_markup"]["inline_keyboard"]
+    assert [row[0]["callback_data"] for row in keyboard] == ["5", "4", "3", "2", "1"]
+    assert (await post(http, bot, update(2, callback="5"))).status == 200
+    assert (await fake.wait_sent(6))[5]["text"] == PHRASES.text("system.rating_thanks", "zh-CN")
+    assert "answerCallbackQuery" in [name for name, _ in fake.calls]
+
+
+async def test_pictures_get_a_friendly_request_for_words(start_bot, fake, http):
+    bot = await start_bot(**telegram_sections(fake))
+    await post(http, bot, update(1, "你好"))
+    await post(http, bot, update(2, photo=True))
+    assert (await fake.wait_sent(2))[1]["text"] == PHRASES.text("system.unsupported", "zh-CN")
+
+
+def test_webhook_mode_needs_a_secret_and_a_public_https_url():
+    from bot.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError) as info:
+        parse_config({"channels": {"telegram": {"enabled": True, "token": "1:A", "webhook_secret": "has space"}}}, env={})
+    assert "channels.telegram.webhook_secret: required in webhook mode: 1-256 of A-Z a-z 0-9 _ -" in info.value.problems
+    assert any(p.startswith("server.public_url: ") for p in info.value.problems)
