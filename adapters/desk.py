@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
+from adapters.common import encodable
 from bot.auth import new_token, verify_password
 from bot.coach import Coach
 from bot.config import Config
@@ -80,7 +81,7 @@ class Desk:
 
     async def login(self, request: web.Request) -> web.Response:
         try:
-            body = await request.json()
+            body = json.loads(await request.read())
         except (ValueError, UnicodeDecodeError):
             return _error(400, "bad_json", "the body must be JSON: {\"username\": ..., \"password\": ...}")
         if not isinstance(body, dict) or not isinstance(body.get("username"), str) or not isinstance(body.get("password"), str):
@@ -88,9 +89,11 @@ class Desk:
         username, password = body["username"].strip().lower()[:64], body["password"][:1024]
         store = self.service.store
         agent = self.config.agent(username)
+        # The lockout is checked before the password, so a locked account cannot be guessed at all.
+        if await store.login_failures(username) >= MAX_FAILURES:
+            return _error(429, "too_many_attempts", "too many failed logins; try again in a few minutes")
         if not verify_password(agent.password_hash if agent else None, password):
-            if await store.count_login_failure(username, FAILURE_WINDOW) > MAX_FAILURES:
-                return _error(429, "too_many_attempts", "too many failed logins; try again in a few minutes")
+            await store.count_login_failure(username, FAILURE_WINDOW)
             return _error(401, "invalid_credentials", "用户名或密码不正确 / wrong username or password")
         token = new_token()
         await store.create_login(token, username, LOGIN_TTL)
@@ -164,9 +167,9 @@ class _DeskSocket:
     async def run(self) -> None:
         service = self.desk.service
         unlisten = [self.desk._listen(f"agent:{self.username}", self.on_event), self.desk._listen("desks", self.on_event)]
-        await service.socket_alive(self.username, self.id)
         beat = asyncio.create_task(self._heartbeat())
         try:
+            await service.socket_alive(self.username, self.id)
             await self.send(await service.snapshot(self.username))
             await service.drain()
             async for msg in self.ws:
@@ -193,7 +196,10 @@ class _DeskSocket:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(HEARTBEAT)
-            await self.desk.service.socket_alive(self.username, self.id)
+            try:
+                await self.desk.service.socket_alive(self.username, self.id)
+            except Exception:  # a Redis blip must not make an open desk look offline for good
+                log.warning("desk heartbeat of %s failed; retrying", self.username, exc_info=True)
 
     async def handle(self, frame: dict[str, Any]) -> None:
         kind = frame["type"]
@@ -231,6 +237,13 @@ class _DeskSocket:
         if len(text) > MAX_REPLY_CHARS:
             await self.error("too_long", f"a reply may have at most {MAX_REPLY_CHARS} characters", conversation=cid)
             return
+        if not encodable(text):
+            await self.error("bad_frame", "'text' is not valid Unicode", conversation=cid)
+            return
+        handoff = await self.desk.service.store.handoff_of(cid)
+        if handoff is None or handoff.agent != self.username:
+            await self.error("not_assigned", "这个会话已不在您名下 / this chat is not yours", conversation=cid)
+            return
         if frame.get("force") is not True:
             service, coach = self.desk.service, self.desk.coach
             bargaining = coach.is_bargaining(await service.recent_buyer_texts(cid))
@@ -256,12 +269,18 @@ class _DeskSocket:
                                customer=Customer(self.username), kind=Kind.AGENT_TRANSFER, agent=self.username, target=target))
 
     async def act(self, inbound: Inbound) -> None:
-        outcome = await self.desk._submit(inbound, None)
+        try:
+            outcome = await self.desk._submit(inbound, None)
+        except Exception:
+            log.exception("desk action failed for %s", inbound.conversation_id)
+            await self.error("internal", "操作未完成，请重试 / not done, please try again", conversation=inbound.conversation_id)
+            return
         if outcome.error:
             messages = {
                 "not_assigned": "这个会话已不在您名下（可能已转给其他客服或已结束） / this chat is no longer yours",
                 "target_offline": "对方客服不在线 / that agent is not online",
                 "same_agent": "会话已经在该客服名下 / the chat is already with that agent",
+                "target_full": "对方客服接待已满 / that agent has no free capacity",
             }
             await self.error(outcome.error, messages.get(outcome.error, outcome.error), conversation=inbound.conversation_id)
 

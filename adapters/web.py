@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
+from adapters.common import encodable
 from bot.config import WebChannel
 from bot.types import Customer, Inbound, Outcome, TranscriptEntry
 
@@ -214,6 +215,7 @@ class _Socket:
             await self.error("bad_frame", "this socket already belongs to another visitor")
             return True
         name = frame.get("name")
+        name = name if isinstance(name, str) and encodable(name) else None
         locale = frame.get("locale")
         self.visitor = visitor
         self.customer = Customer(
@@ -247,6 +249,9 @@ class _Socket:
             return
         if not isinstance(text, str) or not text.strip():
             await self.error("bad_frame", "'text' must be a non-empty string", id=client_id)
+            return
+        if not encodable(text):
+            await self.error("bad_frame", "'text' is not valid Unicode", id=client_id)
             return
         if len(text) > self.widget.config.max_message_chars:
             limit = self.widget.config.max_message_chars

@@ -10,6 +10,7 @@ committed event over pub/sub for the other open sockets and the desks.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,6 +22,7 @@ from bot.store import NotAssigned, Store, stamp
 from bot.textnorm import detect_locale
 from bot.types import Inbound, Outcome, Sender, Session, TranscriptEntry
 
+log = logging.getLogger(__name__)
 AfterCommit = Callable[[Inbound, Session, list[dict[str, Any]], str | None], Awaitable[list[TranscriptEntry]]]
 
 
@@ -97,7 +99,12 @@ class Engine:
             metrics.FAQ.labels("answered" if result.intent else "missed").inc()
         metrics.TURN_SECONDS.observe(time.perf_counter() - started)
         if results and self.after_commit:
-            replies += tuple(await self.after_commit(inbound, final, results, origin))
+            try:
+                replies += tuple(await self.after_commit(inbound, final, results, origin))
+            except Exception:
+                # The turn is committed; its replies must still reach the buyer. Desks resync on
+                # reconnect and the periodic drain hands out anything left queued.
+                log.exception("after-commit notices failed for %s", inbound.conversation_id)
         return Outcome(replies=replies, handler=result.handler)
 
     def _locale(self, inbound: Inbound, session_locale: str | None) -> str:

@@ -43,6 +43,7 @@ class HandoffService:
             "timeout": self.config.handoff.first_response_timeout,
             "max_reassignments": self.config.handoff.max_reassignments,
             "members": {g: [[a.username, a.capacity] for a in self.config.members(g)] for g in self.config.group_names},
+            "capacity": {a.username: a.capacity for a in self.config.agents},
         }
 
     def display(self, username: str | None) -> str:
@@ -84,7 +85,9 @@ class HandoffService:
                     reason = "idle" if inbound.kind == "timer" else "closed"
                     await self.desk(r["from"], {"type": "unassigned", "conversation": cid, "reason": reason})
                 freed = True
-        await self.store.publish({"type": "queue_changed", "broadcast": True})
+        if any(r.get("kind") in ("handoff", "transfer", "reassign", "close") and r.get("outcome") not in ("already", "stale", "not_open", "kept")
+               for r in results):
+            await self.store.publish({"type": "queue_changed", "broadcast": True})
         if freed:
             await self.drain()
         return notices

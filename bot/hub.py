@@ -66,9 +66,14 @@ class Hub:
             seen.extend(l for l in self._listeners.get(key, ()) if l not in seen)
         return seen
 
-    async def _pump(self, events: AsyncIterator[dict[str, Any]]) -> None:
+    async def _pump(self, events: AsyncIterator[dict[str, Any]] | None) -> None:
+        delay = 0.5
         while True:
             try:
+                if events is None:
+                    events = await self.store.subscribe_events()
+                    delay = 0.5
+                    log.info("event subscription restored")
                 async for event in events:
                     for listener in self._targets(event):
                         try:
@@ -79,6 +84,7 @@ class Hub:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("event subscription lost; resubscribing")
-                await asyncio.sleep(1.0)
-                events = await self.store.subscribe_events()
+                log.warning("event subscription lost; retrying in %.1f s", delay, exc_info=True)
+                events = None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)

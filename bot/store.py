@@ -52,11 +52,11 @@ class StoreError(Exception):
 class NotAssigned(StoreError):
     """An agent acted on a chat it does not own (any more); nothing was written.
 
-    The message is the reason: NOT_ASSIGNED, SAME_AGENT or TARGET_OFFLINE.
+    The message is the reason: NOT_ASSIGNED, SAME_AGENT, TARGET_OFFLINE or TARGET_FULL.
     """
 
 
-_REFUSALS = {"NOT_ASSIGNED", "SAME_AGENT", "TARGET_OFFLINE"}
+_REFUSALS = {"NOT_ASSIGNED", "SAME_AGENT", "TARGET_OFFLINE", "TARGET_FULL"}
 
 
 class Store:
@@ -114,9 +114,9 @@ class Store:
         local = self._local.get(inbound.conversation_id)
         if local is None:
             local = self._local[inbound.conversation_id] = asyncio.Lock()
-        await local.acquire()  # first, before any await: arrival order is kept
-        claim_key = self._conv(inbound.conversation_id, f"msg:{inbound.message_id}")
+        claim_key = self._conv(inbound.conversation_id, f"msg:{inbound.message_id}")  # validates the id
         claim = f"pending:{secrets.token_hex(8)}"
+        await local.acquire()  # first, before any await: arrival order is kept
         try:
             if not await self.redis.set(claim_key, claim, nx=True, px=int(self.claim_lease * 1000)):
                 local.release()
@@ -254,6 +254,9 @@ class Store:
 
     async def delete_login(self, token: str) -> None:
         await self.redis.delete(f"{self.prefix}login:{token}")
+
+    async def login_failures(self, username: str) -> int:
+        return int(await self.redis.get(f"{self.prefix}login-failures:{username}") or 0)
 
     async def count_login_failure(self, username: str, window: int) -> int:
         key = f"{self.prefix}login-failures:{username}"

@@ -1,5 +1,5 @@
 """While a human owns the chat (queued or with an agent) the bot stays silent: the buyer's message
-is recorded, goes to the desk, and re-arms the idle timer."""
+is recorded, goes to the desk, and (with an agent) re-arms the idle timer."""
 
 from __future__ import annotations
 
@@ -17,7 +17,10 @@ class HumanOwned:
     def handle(self, ctx: Context) -> Result | None:
         if not ctx.inbound.from_buyer or ctx.session.state not in (State.QUEUED, State.WITH_AGENT):
             return None
-        return Result(session=ctx.session.evolve(last_buyer_at=ctx.now), effects=(idle_timer(ctx, self.idle_close),))
+        # Only a chat an agent is working on can go idle: a queued buyer (a message left off hours)
+        # waits for the first agent, however long that takes.
+        effects = (idle_timer(ctx, self.idle_close),) if ctx.session.state is State.WITH_AGENT else ()
+        return Result(session=ctx.session.evolve(last_buyer_at=ctx.now), effects=effects)
 
 
 def idle_timer(ctx: Context, idle_close: int) -> Effect:

@@ -24,11 +24,11 @@ class TimerTick:
         kind, _, rest = ctx.inbound.text.partition("|")
         handoff = ctx.session.handoff
         if kind == "frt":
-            agent, _, version = rest.partition("|")
+            agent, version, *_ = (rest.split("|") + ["", ""])[:3]
             if handoff and handoff.agent == agent and handoff.version == version and handoff.first_reply_at is None:
                 return Result(effects=(Effect("reassign", agent=agent, version=version),), intent="first_response_timeout")
         elif kind == "idle":
-            if handoff is not None and stamp(ctx.session.last_buyer_at) == rest:
+            if handoff is not None and handoff.state is State.WITH_AGENT and stamp(ctx.session.last_buyer_at) == rest:
                 reply = Reply(self.phrasebook.text("system.idle_closed", ctx.locale, name=ctx.session.customer_name or ""),
                               phrase="system.idle_closed")
                 session = ctx.session.evolve(state=State.CLOSED, cases=ctx.session.cases + 1)

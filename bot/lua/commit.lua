@@ -22,6 +22,8 @@ for _, e in ipairs(effects) do
   if e.kind == 'transfer' and e.target_agent then
     if e.target_agent == cur.agent then return redis.error_reply('SAME_AGENT') end
     if not is_online(ctx.p, e.target_agent, ctx.now) then return redis.error_reply('TARGET_OFFLINE') end
+    local cap = tonumber((ctx.capacity or {})[e.target_agent] or '0')
+    if redis.call('SCARD', chats_key(ctx.p, e.target_agent)) >= cap then return redis.error_reply('TARGET_FULL') end
   end
 end
 
@@ -60,7 +62,7 @@ for _, e in ipairs(effects) do
       local members = ctx.members[e.group] or {}
       local u = pick(p, members, now, nil)
       if u then
-        assign(p, cid, u, now, ctx.timeout)
+        assign(p, cid, u, now, ctx.timeout, ctx.max_reassignments)
         r.outcome, r.agent = 'assigned', u
       else
         r.outcome, r.position = 'queued', enqueue(p, cid, e.group, false)
@@ -72,7 +74,7 @@ for _, e in ipairs(effects) do
   elseif e.kind == 'first_reply' then
     if not cur.first_reply_at then
       redis.call('HSET', h, 'first_reply_at', now)
-      redis.call('ZREM', p .. 'timers', 'frt|' .. cid .. '|' .. cur.agent .. '|' .. cur.assigned_at)
+      cancel_timer(p, h)
       redis.call('LPUSH', p .. 'stats:waits', tonumber(now) - tonumber(cur.queued_at))
       redis.call('LTRIM', p .. 'stats:waits', 0, 99)
       r.outcome = 'first'
@@ -81,17 +83,24 @@ for _, e in ipairs(effects) do
     if cur.state ~= 'WITH_AGENT' or cur.agent ~= e.agent or cur.assigned_at ~= e.version or cur.first_reply_at then
       r.outcome = 'stale'  -- the chat has moved on since the timer was set
     else
-      release(p, cid, cur.agent)
       local n = tonumber(cur.reassignments or '0') + 1
       redis.call('HSET', h, 'reassignments', n)
       r.from, r.group = cur.agent, cur.group
+      local max = tonumber(ctx.max_reassignments)
       local u = nil
-      if n <= tonumber(ctx.max_reassignments) then u = pick(p, ctx.members[cur.group] or {}, now, cur.agent) end
+      if n <= max then u = pick(p, ctx.members[cur.group] or {}, now, cur.agent) end
       if u then
-        assign(p, cid, u, now, ctx.timeout)
+        release(p, cid, cur.agent)
+        assign(p, cid, u, now, ctx.timeout, max)
         r.outcome, r.agent = 'reassigned', u
+      elseif n <= max then
+        -- nobody else is free: the chat stays where it is and is checked again after another timeout
+        r.outcome, r.from = 'kept', nil
+        set_timer(p, h, 'frt|' .. cid .. '|' .. cur.agent .. '|' .. cur.assigned_at .. '|' .. n, tonumber(now) + tonumber(ctx.timeout))
       else
-        r.outcome = (n > tonumber(ctx.max_reassignments)) and 'supervisor' or 'queued'
+        release(p, cid, cur.agent)
+        cancel_timer(p, h)
+        r.outcome = 'supervisor'
         r.position = enqueue(p, cid, cur.group, true)  -- back to the head of the queue
         redis.call('HSET', h, 'told_position', r.position)
       end
@@ -99,16 +108,16 @@ for _, e in ipairs(effects) do
   elseif e.kind == 'transfer' then
     release(p, cid, cur.agent)
     r.from = cur.agent
-    redis.call('ZREM', p .. 'timers', 'frt|' .. cid .. '|' .. cur.agent .. '|' .. cur.assigned_at)
+    cancel_timer(p, h)
     if e.target_agent then
-      assign(p, cid, e.target_agent, now, ctx.timeout)
+      assign(p, cid, e.target_agent, now, ctx.timeout, ctx.max_reassignments)
       r.outcome, r.agent, r.group = 'assigned', e.target_agent, cur.group
     else
       redis.call('HSET', h, 'group', e.group, 'reassignments', 0)
       local u = pick(p, ctx.members[e.group] or {}, now, cur.agent)
       r.group = e.group
       if u then
-        assign(p, cid, u, now, ctx.timeout)
+        assign(p, cid, u, now, ctx.timeout, ctx.max_reassignments)
         r.outcome, r.agent = 'assigned', u
       else
         r.outcome, r.position = 'queued', enqueue(p, cid, e.group, false)
@@ -119,9 +128,7 @@ for _, e in ipairs(effects) do
     if cur.state then
       release(p, cid, cur.agent)
       if cur.group then redis.call('ZREM', p .. 'queue:' .. cur.group, cid) end
-      if cur.agent and cur.assigned_at then
-        redis.call('ZREM', p .. 'timers', 'frt|' .. cid .. '|' .. cur.agent .. '|' .. cur.assigned_at)
-      end
+      cancel_timer(p, h)
       redis.call('DEL', h)
       r.outcome, r.from, r.group = 'closed', cur.agent, cur.group
     else

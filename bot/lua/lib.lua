@@ -35,15 +35,31 @@ local function online_count(p, members, now)
   return n
 end
 
-local function assign(p, cid, u, now, timeout)
+-- The chat's pending first-response timer, if any, is named in its handoff hash (field `frt`).
+local function cancel_timer(p, h)
+  local member = redis.call('HGET', h, 'frt')
+  if member then redis.call('ZREM', p .. 'timers', member); redis.call('HDEL', h, 'frt') end
+end
+
+local function set_timer(p, h, member, due)
+  redis.call('ZADD', p .. 'timers', due, member)
+  redis.call('HSET', h, 'frt', member)
+end
+
+-- `max_reassignments`: once a chat has been moved that often, the supervisor was alerted and it
+-- gets no new first-response timer (no endless loop of moves and notices).
+local function assign(p, cid, u, now, timeout, max_reassignments)
   local h = hkey(p, cid)
   local group = redis.call('HGET', h, 'group')
+  cancel_timer(p, h)
   redis.call('HSET', h, 'state', 'WITH_AGENT', 'agent', u, 'assigned_at', now)
   redis.call('HDEL', h, 'first_reply_at', 'told_position')
   redis.call('SADD', chats_key(p, u), cid)
-  redis.call('ZREM', p .. 'queue:' .. group, cid)
+  if group then redis.call('ZREM', p .. 'queue:' .. group, cid) end
   redis.call('HSET', p .. 'agent:' .. u, 'idle_since', now)
-  redis.call('ZADD', p .. 'timers', tonumber(now) + tonumber(timeout), 'frt|' .. cid .. '|' .. u .. '|' .. now)
+  if tonumber(redis.call('HGET', h, 'reassignments') or '0') <= tonumber(max_reassignments) then
+    set_timer(p, h, 'frt|' .. cid .. '|' .. u .. '|' .. now, tonumber(now) + tonumber(timeout))
+  end
 end
 
 -- Queue order is arrival order: a shop-wide sequence number, never a clock (two buyers can
@@ -62,14 +78,14 @@ local function release(p, cid, u)
 end
 
 -- Hand queued chats of `group` to free agents, oldest first. Returns {cid, agent} pairs.
-local function drain(p, group, members, now, timeout)
+local function drain(p, group, members, now, timeout, max_reassignments)
   local out = {}
   while true do
     local head = redis.call('ZRANGE', p .. 'queue:' .. group, 0, 0)
     if #head == 0 then break end
     local u = pick(p, members, now, nil)
     if not u then break end
-    assign(p, head[1], u, now, timeout)
+    assign(p, head[1], u, now, timeout, max_reassignments)
     out[#out + 1] = {head[1], u}
   end
   return out

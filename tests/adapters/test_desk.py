@@ -170,3 +170,39 @@ async def test_login_cookie_is_secure_behind_an_https_proxy(bot, http):
     async with http.post(bot.url + "/desk/api/login", json={"username": "alice", "password": "correct horse battery"},
                          headers={"X-Forwarded-Proto": "https"}) as resp:
         assert resp.status == 200 and "Secure" in resp.headers["Set-Cookie"]
+
+
+async def test_a_locked_account_refuses_even_the_right_password(bot, desks):
+    desk = desks(bot.url)
+    for _ in range(5):
+        assert (await desk.login("alice", "guess")).status == 401
+    assert (await desk.login("alice")).status == 429
+
+
+async def test_transfer_to_an_agent_without_free_capacity_is_refused(start_bot, desks, http):
+    bot = await start_bot(**handoff_sections(agent("alice", ["presales"]), agent("bob", ["aftersales"], capacity=1)))
+    alice, bob = desks(bot.url), desks(bot.url)
+    await alice.connect("alice")
+    await bob.connect("bob")
+    first, second = await buyer(http, bot.url), await buyer(http, bot.url)
+    await first.ask("快递丢了，一直没到")           # logistics -> aftersales -> bob (now full)
+    await bob.expect("assigned")
+    await second.ask("转人工")
+    cid = (await alice.expect("assigned"))["conversation"]["id"]
+    await alice.send({"type": "transfer", "conversation": cid, "agent": "bob"})
+    assert (await alice.expect("error"))["code"] == "target_full"
+
+
+async def test_text_that_is_not_valid_unicode_is_refused(bot, desks, http):
+    desk = desks(bot.url)
+    await desk.connect("alice")
+    client = await buyer(http, bot.url)
+    await client.ask("转人工")
+    cid = (await desk.expect("assigned"))["conversation"]["id"]
+    assert desk.ws is not None and client.ws is not None
+    await desk.ws.send_str('{"type":"reply","conversation":"%s","text":"\\ud800"}' % cid)
+    assert (await desk.expect("error"))["code"] == "bad_frame"
+    await client.ws.send_str('{"type":"message","id":"s1","text":"\\ud800"}')
+    assert (await client.receive())["code"] == "bad_frame"
+    await desk.send({"type": "ping"})
+    assert (await desk.expect("pong"))["type"] == "pong"  # the desk socket is still alive

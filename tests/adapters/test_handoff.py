@@ -281,3 +281,34 @@ async def test_after_max_reassignments_the_chat_goes_to_the_queue_head_and_a_sup
     assert again["conversation"]["id"] == cid and again["conversation"]["first_response_deadline"] == clock.now + 60
     state = await handoff_state(redis_client, prefix, waiting)
     assert state["reassignments"] == "1" and state["agent"] == "alice"
+
+
+async def test_with_nobody_else_free_the_chat_stays_and_the_buyer_is_not_spammed(start_bot, http, desks, redis_client, prefix, clock: Clock):
+    bot = await start_bot(**handoff_sections(agent("alice", ["presales"]), max_reassignments=3))
+    alice = desks(bot.url)
+    await alice.connect("alice")
+    client = await buyer(http, bot.url)
+    await client.ask("转人工")
+    cid = (await alice.expect("assigned"))["conversation"]["id"]
+    clock.now += 61
+    for _ in range(40):  # let the timer fire
+        await asyncio.sleep(0.1)
+        if (await handoff_state(redis_client, prefix, client)).get("reassignments") == "1":
+            break
+    state = await handoff_state(redis_client, prefix, client)
+    assert state["agent"] == "alice" and state["reassignments"] == "1" and state["frt"].endswith("|1")
+    history = (await WidgetClient(http, bot.url).connect(client.visitor, client.token))["history"]
+    assert [m["text"] for m in history][-1] == PHRASES.text("system.handoff_assigned", "zh-CN", agent="Alice")
+    assert all(f["type"] != "unassigned" for f in alice.seen)
+    assert cid
+
+
+async def test_a_queued_buyer_who_left_a_message_is_not_idle_closed(start_bot, http, redis_client, prefix, clock: Clock):
+    clock.now = shop_time(22)
+    bot = await start_bot(**handoff_sections(agent("alice", ["presales"]), idle_close=600))
+    client = await buyer(http, bot.url)
+    await client.ask("人工")
+    await client.ask("我想改地址")
+    clock.now += 3600
+    await asyncio.sleep(1.0)
+    assert (await handoff_state(redis_client, prefix, client))["state"] == "QUEUED"
