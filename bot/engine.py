@@ -47,9 +47,9 @@ class Engine:
         """Handle one event exactly once. A duplicate (same message id) returns no replies."""
         started = time.perf_counter()
         turn = await self.store.begin_turn(inbound)
-        if turn is None:
+        if isinstance(turn, str):
             metrics.DUPLICATES.labels(inbound.channel).inc()
-            return Outcome(replies=(), duplicate=True)
+            return Outcome(replies=(), duplicate=True, in_progress=turn == "pending")
         async with turn:
             now = self.clock()
             session = turn.session

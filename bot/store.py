@@ -109,8 +109,12 @@ class Store:
         return bool(await self.redis.ping())
 
     # ---- turns --------------------------------------------------------------------------------
-    async def begin_turn(self, inbound: Inbound) -> Turn | None:
-        """Claim the message and lock the conversation; None when the message is a duplicate."""
+    async def begin_turn(self, inbound: Inbound) -> Turn | str:
+        """Claim the message and lock the conversation.
+
+        A duplicate returns "done" (already committed) or "pending" (another attempt is running; if it
+        fails, its lease runs out and a later retry is handled).
+        """
         local = self._local.get(inbound.conversation_id)
         if local is None:
             local = self._local[inbound.conversation_id] = asyncio.Lock()
@@ -120,7 +124,8 @@ class Store:
         try:
             if not await self.redis.set(claim_key, claim, nx=True, px=int(self.claim_lease * 1000)):
                 local.release()
-                return None
+                held = await self.redis.get(claim_key)
+                return "pending" if held and held.startswith("pending") else "done"
             turn = Turn(self, inbound, claim_key, claim, local)
             await turn.acquire()
         except BaseException:

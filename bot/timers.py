@@ -66,6 +66,8 @@ class TimerRunner:
             except Exception:
                 log.exception("timer %s failed; it fires again when its lease ends", member)
                 continue
+            if outcome.in_progress:
+                continue  # another process is acting on it; if it fails, the lease brings it back
             await self.store.ack_timer(member)
             if not outcome.duplicate:
                 count += 1

@@ -193,5 +193,6 @@ class Outcome:
 
     replies: tuple[TranscriptEntry, ...]
     duplicate: bool = False
+    in_progress: bool = False  # a duplicate whose first attempt has not committed yet
     handler: str = ""
     error: str | None = None

@@ -103,7 +103,7 @@ async def test_crash_in_a_handler_stores_nothing_and_the_retry_is_handled(store:
 
 async def test_commit_after_losing_the_lock_writes_nothing(store: Store, redis_client: aioredis.Redis, prefix: str):
     turn = await store.begin_turn(inbound("hi", "m1"))
-    assert turn is not None
+    assert not isinstance(turn, str)
     async with turn:
         lock_key = f"{prefix}conv:{{web:c1}}:lock"
         await redis_client.set(lock_key, "someone-else")  # our lease expired and another process took it
@@ -117,3 +117,16 @@ async def test_keys_carry_prefix_and_conversation_hash_tag(store: Store, redis_c
     await Engine(store, Router([Echo()])).submit(inbound("hi", "m1"))
     keys = sorted([k async for k in redis_client.scan_iter(match=f"{prefix}*")])
     assert keys == sorted(f"{prefix}conv:{{web:c1}}:{part}" for part in ("msg:m1", "session", "transcript"))
+
+
+async def test_a_duplicate_says_whether_the_first_attempt_is_still_running(store: Store, redis_url: str, prefix: str):
+    other = Store.from_url(redis_url, prefix=prefix)  # another process
+    turn = await store.begin_turn(inbound("hi", "m1"))
+    assert not isinstance(turn, str)
+    async with turn:
+        running = await Engine(other, Router([Echo()])).submit(inbound("hi", "m1"))
+        await turn.commit(turn.session.evolve(turns=1), [], None)
+    finished = await Engine(other, Router([Echo()])).submit(inbound("hi", "m1"))
+    await other.close()
+    assert running.duplicate and running.in_progress
+    assert finished.duplicate and not finished.in_progress
