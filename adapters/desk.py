@@ -16,11 +16,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
-from adapters.common import encodable
+from adapters.common import encodable, own_origins
 from bot.auth import new_token, verify_password
 from bot.coach import Coach
 from bot.config import Config
@@ -122,11 +121,7 @@ class Desk:
         origin = request.headers.get("Origin")
         if origin is None:
             return True
-        own = {f"{request.scheme}://{request.host}"}
-        if self.config.server.public_url:
-            parts = urlsplit(self.config.server.public_url)
-            own.add(f"{parts.scheme}://{parts.netloc}")
-        return origin.rstrip("/") in own
+        return origin.rstrip("/") in own_origins(request, self.config.server.public_url)
 
     async def socket(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=64 * 1024)

@@ -19,11 +19,10 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
-from adapters.common import encodable
+from adapters.common import encodable, own_origins
 from bot.config import WebChannel
 from bot.types import Customer, Inbound, Outcome, TranscriptEntry
 
@@ -108,11 +107,7 @@ class WebWidget:
             return True
         if origin.rstrip("/") in {o.rstrip("/") for o in allowed}:
             return True
-        own = {f"{request.scheme}://{request.host}"}
-        if self.public_url:
-            parts = urlsplit(self.public_url)
-            own.add(f"{parts.scheme}://{parts.netloc}")
-        return origin.rstrip("/") in own
+        return origin.rstrip("/") in own_origins(request, self.public_url)
 
     # ---- the socket -----------------------------------------------------------------------------
     async def socket(self, request: web.Request) -> web.StreamResponse:

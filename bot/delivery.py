@@ -16,6 +16,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from bot.background import BackgroundLoop
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -45,30 +46,14 @@ class Deliverer:
         self.senders = senders
         self.on_failure = on_failure
         self.consumer = f"deliverer-{secrets.token_hex(4)}"
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
+        self._loop = BackgroundLoop("xiaoer-delivery", lambda: self.round(block_ms=500), interval=0.05)
 
     async def start(self) -> None:
         await self.store.outbox_group()
-        self._stopping.clear()
-        self._task = asyncio.create_task(self._run(), name="xiaoer-delivery")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._stopping.set()
-            try:
-                await asyncio.wait_for(self._task, timeout=10)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
-                pass
-            self._task = None
-
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.round(block_ms=500)
-            except Exception:
-                log.exception("delivery round failed")
-                await asyncio.sleep(1.0)
+        await self._loop.stop()
 
     async def round(self, block_ms: int = 0) -> int:
         """Deliver what is waiting; returns how many were delivered."""

@@ -17,7 +17,7 @@ import secrets
 import weakref
 from pathlib import Path
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import asdict, fields
+from dataclasses import fields
 from typing import Any
 
 import redis.asyncio as aioredis

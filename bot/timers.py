@@ -8,10 +8,10 @@ before (the lease runs out and another process takes it).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from bot.background import BackgroundLoop
 from bot.store import Store
 from bot.types import Customer, Inbound, Kind, Outcome
 
@@ -37,22 +37,15 @@ class TimerRunner:
         self.lease = lease
         self.drain_every = drain_every
         self.fired = 0
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
+        self._since_drain = 0.0
+        self._loop = BackgroundLoop("xiaoer-timers", self._round, interval)
 
     async def start(self) -> None:
-        self._stopping.clear()
-        self._task = asyncio.create_task(self._run(), name="xiaoer-timers")
+        self._loop.start()
 
     async def stop(self) -> None:
-        """Finish the tick in progress, then stop (a cancel could land inside a Redis call)."""
-        if self._task:
-            self._stopping.set()
-            try:
-                await asyncio.wait_for(self._task, timeout=10)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
-                pass
-            self._task = None
+        """Finish the tick in progress, then stop."""
+        await self._loop.stop()
 
     async def tick(self) -> int:
         """Fire every due timer once; returns how many this process fired."""
@@ -74,18 +67,9 @@ class TimerRunner:
         self.fired += count
         return count
 
-    async def _run(self) -> None:
-        since_drain = 0.0
-        while not self._stopping.is_set():
-            try:
-                await self.tick()
-                since_drain += self.interval
-                if since_drain >= self.drain_every:
-                    since_drain = 0.0
-                    await self.drain()  # a safety net: agents that came online in another process
-            except Exception:
-                log.exception("timer loop error")
-            try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=self.interval)
-            except asyncio.TimeoutError:
-                pass
+    async def _round(self) -> None:
+        await self.tick()
+        self._since_drain += self.interval
+        if self._since_drain >= self.drain_every:
+            self._since_drain = 0.0
+            await self.drain()  # a safety net: agents that came online in another process

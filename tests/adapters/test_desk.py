@@ -4,37 +4,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
 
-import aiohttp
 import pytest
 
 from bot.auth import verify_password
 from bot.phrasebook import Phrasebook
 from tests.adapters.test_handoff import buyer, next_message
 from tests.conftest import ROOT
-from tests.desk_client import DeskClient, agent, handoff_sections
+from tests.desk_client import agent, handoff_sections
 
 PHRASES = Phrasebook.load(ROOT / "phrasebook")
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
-async def desks() -> AsyncIterator[Callable[[str], DeskClient]]:
-    opened: list[DeskClient] = []
-
-    def make(base_url: str) -> DeskClient:
-        opened.append(DeskClient(base_url))
-        return opened[-1]
-
-    yield make
-    for desk in opened:
-        await desk.close()
 
 
 @pytest.fixture

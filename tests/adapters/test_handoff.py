@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 import pytest
@@ -11,29 +10,12 @@ import redis.asyncio as aioredis
 
 from bot.phrasebook import Phrasebook
 from tests.conftest import ROOT, Clock, shop_time
-from tests.desk_client import DeskClient, agent, handoff_sections
+from tests.desk_client import agent, handoff_sections
 from tests.widget_client import WidgetClient
 
 PHRASES = Phrasebook.load(ROOT / "phrasebook")
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
-async def desks() -> AsyncIterator[Callable[[str], DeskClient]]:
-    opened: list[DeskClient] = []
-
-    def make(base_url: str) -> DeskClient:
-        opened.append(DeskClient(base_url))
-        return opened[-1]
-
-    yield make
-    for desk in opened:
-        await desk.close()
 
 
 async def buyer(http: aiohttp.ClientSession, url: str, name: str | None = None) -> WidgetClient:

@@ -10,7 +10,6 @@ import aiohttp
 import pytest
 
 from bot.phrasebook import Phrasebook
-from tests.adapters.test_handoff import desks  # noqa: F401  (fixture)
 from tests.conftest import ROOT, Clock
 from tests.desk_client import agent, handoff_sections
 from tests.fake_telegram import FakeTelegram, update
@@ -26,11 +25,6 @@ async def fake() -> AsyncIterator[FakeTelegram]:
     yield server
     await server.close()
 
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def telegram_sections(fake: FakeTelegram, **extra: Any) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
@@ -14,11 +13,6 @@ from tests.widget_client import WidgetClient
 
 PHRASES = Phrasebook.load(ROOT / "phrasebook")
 
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def keys(redis_client: aioredis.Redis, prefix: str) -> list[str]:
