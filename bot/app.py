@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapters.desk import Desk
 from adapters.telegram import TelegramAdapter
+from adapters.wechat import WeChatAdapter
 from adapters.web import WebWidget
 from bot.coach import Coach
 from bot.delivery import Deliverer
@@ -69,6 +70,7 @@ class Xiaoer:
         self.handoff: HandoffService | None = None
         self.timers: TimerRunner | None = None
         self.telegram: TelegramAdapter | None = None
+        self.wechat: WeChatAdapter | None = None
         self.deliverer: Deliverer | None = None
         self.app = web.Application(client_max_size=MAX_BODY)
         self._runner: web.AppRunner | None = None
@@ -106,6 +108,12 @@ class Xiaoer:
             self.telegram = TelegramAdapter(cfg.channels.telegram, self.engine.submit)
             self.telegram.mount(self.app)
             senders["telegram"] = self.telegram
+        if cfg.channels.wechat.enabled:
+            self.wechat = WeChatAdapter(cfg.channels.wechat, self.engine.submit,
+                                        self.store.wechat_tokens(cfg.channels.wechat.app_id), clock=self.clock)
+            self.wechat.on_failure = self.handoff.delivery_failed
+            self.wechat.mount(self.app)
+            senders["wechat"] = self.wechat
         if senders:
             self.deliverer = Deliverer(self.store, senders, self.handoff.delivery_failed)
 
@@ -137,6 +145,8 @@ class Xiaoer:
             await self.deliverer.stop()
         if self.telegram:
             await self.telegram.stop()
+        if self.wechat:
+            await self.wechat.close()
         if self._runner:
             await self._runner.cleanup()
             self._runner = None

@@ -186,7 +186,9 @@ class ChannelsConfig(_Section):
 
 
 # Channels whose adapters this version ships. Enabling another one is a config error, not a silent no-op.
-AVAILABLE_CHANNELS = frozenset({"web", "telegram"})
+AVAILABLE_CHANNELS = frozenset({"web", "telegram", "wechat"})
+_WX_TOKEN = re.compile(r"^[A-Za-z0-9]{3,32}$")
+_WX_AES = re.compile(r"^[A-Za-z0-9+/]{43}$")
 _TG_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 
@@ -231,6 +233,15 @@ class Config(_Section):
                 problems.append("channels.telegram.webhook_secret: required in webhook mode: 1-256 of A-Z a-z 0-9 _ -")
             if tg.mode == "webhook" and not self.server.public_url.startswith("https://"):
                 problems.append("server.public_url: Telegram webhooks need the public https:// URL of this server")
+        wx = self.channels.wechat
+        if wx.enabled:
+            for key in ("app_id", "app_secret"):
+                if not getattr(wx, key):
+                    problems.append(f"channels.wechat.{key}: required when the channel is enabled")
+            if not _WX_TOKEN.match(wx.token):
+                problems.append("channels.wechat.token: 3-32 letters or digits, the same as in the 公众号 console")
+            if wx.encoding_aes_key and not _WX_AES.match(wx.encoding_aes_key):
+                problems.append("channels.wechat.encoding_aes_key: 43 characters from the console, or \"\" in plain mode")
         for name in ("telegram", "wechat", "wecom_kf"):
             if getattr(self.channels, name).enabled and name not in AVAILABLE_CHANNELS:
                 problems.append(f"channels.{name}.enabled: the {name} channel is not part of this version yet")

@@ -250,6 +250,10 @@ class Store:
     async def pending_timers(self) -> list[tuple[str, float]]:
         return [(m, s) for m, s in await self.redis.zrange(f"{self.prefix}timers", 0, -1, withscores=True)]
 
+    # ---- platform tokens and quotas -------------------------------------------------------------
+    def wechat_tokens(self, app_id: str) -> WeChatTokens:
+        return WeChatTokens(self.redis, f"{self.prefix}wechat:{app_id}:")
+
     # ---- desk logins --------------------------------------------------------------------------
     async def create_login(self, token: str, username: str, ttl: int) -> None:
         await self.redis.set(f"{self.prefix}login:{token}", username, ex=ttl)
@@ -300,6 +304,49 @@ async def _decode_events(pubsub: Any) -> AsyncIterator[dict[str, Any]]:
                 continue
     finally:
         await pubsub.aclose()
+
+
+class WeChatTokens:
+    """The access_token shared by all processes (one refresher at a time) and the per-buyer counts
+    behind WeChat's 48-hour / 5-message rule for customer-service messages."""
+
+    WINDOW = 48 * 3600
+
+    def __init__(self, client: aioredis.Redis, key: str):
+        self.redis = client
+        self.key = key
+        self._holder = secrets.token_hex(8)
+        self._release = client.register_script(_RELEASE_CLAIM)
+
+    async def get_token(self) -> str | None:
+        return await self.redis.get(self.key + "token")
+
+    async def set_token(self, token: str, ttl: float) -> None:
+        await self.redis.set(self.key + "token", token, ex=max(1, int(ttl)))
+
+    async def refresh_lock(self, ttl: float) -> bool:
+        return bool(await self.redis.set(self.key + "refresh", self._holder, nx=True, px=int(ttl * 1000)))
+
+    async def release_refresh_lock(self) -> None:
+        await self._release(keys=[self.key + "refresh"], args=[self._holder])
+
+    async def mark_buyer_message(self, openid: str, ts: float) -> None:
+        await self.redis.set(self.key + f"seen:{openid}", repr(ts), ex=self.WINDOW + 3600)
+
+    async def last_buyer_message(self, openid: str) -> float | None:
+        value = await self.redis.get(self.key + f"seen:{openid}")
+        return float(value) if value else None
+
+    async def count_api_message(self, openid: str, message_key: str, window_start: float, now: float) -> int:
+        """Record one API message (a retry of the same key counts once); the count since window_start."""
+        key = self.key + f"sent:{openid}"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(key, "-inf", f"({window_start}")
+            pipe.zadd(key, {message_key: now})
+            pipe.zcard(key)
+            pipe.expire(key, self.WINDOW + 3600)
+            _, _, count, _ = await pipe.execute()
+        return int(count)
 
 
 class Turn:

@@ -1,0 +1,430 @@
+"""The WeChat Official Account (公众号) channel: `GET|POST /wechat/callback` and the customer-service API.
+
+WeChat waits 5 s for the HTTP answer, then retries the same message (three tries in all, possibly while
+the first is still open). So a turn gets `passive_budget` seconds: an answer ready by then rides in the
+HTTP response (free, no quota); a later one is answered "success" and sent through the customer-service
+API, which allows 5 messages within 48 h of the buyer's last message. Retries are deduped by the engine
+(MsgId, or FromUserName + CreateTime for events), so a retry is answered "success" and never twice.
+
+wechatpy is used for crypto and parsing only; its client is synchronous, so the HTTP API is called with
+aiohttp. The access_token is shared by all processes through a `TokenCache` (Redis, in the store).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, Protocol
+
+import aiohttp
+import xmltodict
+from aiohttp import web
+from wechatpy import parse_message
+from wechatpy.crypto import WeChatCrypto
+from wechatpy.events import BaseEvent
+from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
+from wechatpy.messages import TextMessage, UnknownMessage
+
+from bot.channels import as_text, capabilities, split_text
+from bot.config import WeChatChannel
+from bot.delivery import DeliveryError
+from bot.types import Customer, Inbound, Kind, Outcome, Sender, TranscriptEntry
+
+log = logging.getLogger(__name__)
+
+PATH = "/wechat/callback"
+MAX_BODY = 64 * 1024                 # WeChat's own messages are a few KiB
+FRESHNESS = 300.0                    # seconds a signed timestamp may differ from our clock
+WINDOW = 48 * 3600.0                 # customer-service API: 5 messages within 48 h of the buyer's last message
+WINDOW_MESSAGES = 5
+TOKEN_MARGIN = 300                   # refresh this long before WeChat's expiry (old and new overlap 5 min)
+LOCK_TTL = 10.0                      # the refresher's lock; /token answers in well under a second
+LOCK_WAIT = 5.0                      # how long another process waits for the refresher
+API_TIMEOUT = 10.0
+TOKEN_ERRORS = {40001, 40014, 42001}  # invalid / expired access_token: refresh once, retry once
+REFUSALS = {45015: "outside the 48-hour window", 45047: "5-message quota used", 43004: "buyer unsubscribed",
+            40003: "unknown openid", 43019: "buyer blocked the account", 45002: "message too long",
+            48001: "no customer-service API permission"}
+WINDOW_EVENTS = {"subscribe", "subscribe_scan", "subscribe_scan_product", "scan", "click", "scancode_push",
+                 "scancode_waitmsg"}   # the interactions that open the 48-hour window (WeChat docs)
+GREETING_EVENTS = {"subscribe", "subscribe_scan", "subscribe_scan_product"}
+_OPENID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_SUCCESS = "success"
+
+Submit = Callable[[Inbound, str | None], Awaitable[Outcome]]
+OnFailure = Callable[[str, dict[str, Any], str], Awaitable[None]]
+
+
+class TokenCache(Protocol):
+    """Shared WeChat state for one app_id, kept in Redis so every process sees the same values."""
+
+    async def get_token(self) -> str | None:
+        """The token stored by set_token, or None once its ttl has passed (the adapter already takes
+        TOKEN_MARGIN off WeChat's expires_in, so None means "refresh now")."""
+
+    async def set_token(self, token: str, ttl: float) -> None:
+        """Store the access_token for `ttl` seconds."""
+
+    async def refresh_lock(self, ttl: float) -> bool:
+        """Take the refresher lock (SET NX PX); False when another process holds it."""
+
+    async def release_refresh_lock(self) -> None:
+        """Release the lock if this instance still holds it."""
+
+    async def mark_buyer_message(self, openid: str, ts: float) -> None:
+        """Remember when the buyer last wrote (opens a new 48-hour window); keep it >= 48 h."""
+
+    async def last_buyer_message(self, openid: str) -> float | None:
+        """When the buyer last wrote, or None."""
+
+    async def count_api_message(self, openid: str, message_key: str, window_start: float, now: float) -> int:
+        """Record one API message (idempotent per message_key) and return how many were sent since
+        window_start, this one included (e.g. a sorted set: ZREMRANGEBYSCORE < window_start, ZADD, ZCARD)."""
+
+
+class _Reject(Exception):
+    """A callback request we refuse; nothing has been submitted."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
+
+
+def sign(*parts: str) -> str:
+    """WeChat's signature: sha1 over the byte-sorted parts, joined."""
+    return hashlib.sha1(b"".join(sorted(p.encode() for p in parts))).hexdigest()
+
+
+def _same(expected: str, given: str) -> bool:
+    """Constant-time comparison; bytes, because compare_digest refuses non-ASCII str."""
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace"))
+
+
+def cdata(text: str) -> str:
+    """A CDATA section that survives `]]>` and characters XML forbids (wechatpy escapes neither)."""
+    return "<![CDATA[" + _NOT_XML.sub("", text).replace("]]>", "]]]]><![CDATA[>") + "]]>"
+
+
+def reply_xml(to_user: str, from_user: str, create_time: int, content: str) -> str:
+    return (f"<xml><ToUserName>{cdata(to_user)}</ToUserName><FromUserName>{cdata(from_user)}</FromUserName>"
+            f"<CreateTime>{create_time}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+            f"<Content>{cdata(content)}</Content></xml>")
+
+
+def _no_doctype(raw: str | bytes) -> str:
+    """The XML as text, refusing any DOCTYPE: WeChat never sends one. (xmltodict also refuses entity
+    declarations, so billion laughs and XXE fail twice.)"""
+    text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    if "<!doctype" in text.lower():
+        raise ValueError("DOCTYPE not allowed")
+    return text
+
+
+class WeChatAdapter:
+    """Mounts `/wechat/callback` and delivers by the customer-service API (the delivery Sender protocol)."""
+
+    channel = "wechat"
+
+    def __init__(self, config: WeChatChannel, submit: Submit, token_cache: TokenCache,
+                 clock: Callable[[], float] = time.time, passive_budget: float = 4.0,
+                 http: aiohttp.ClientSession | None = None):
+        self.config = config
+        self.cache = token_cache
+        self.clock = clock
+        self.passive_budget = passive_budget
+        self.on_failure: OnFailure | None = None  # set by the app: late replies WeChat refused go to the desk
+        self._submit = submit
+        self._http = http
+        self._own_http = http is None
+        self._crypto: WeChatCrypto | None = None
+        if config.encoding_aes_key:
+            try:
+                self._crypto = WeChatCrypto(config.token, config.encoding_aes_key, config.app_id)
+            except Exception:
+                raise ValueError("channels.wechat.encoding_aes_key: expected the 43-character key from the console") from None
+        self._limit = capabilities(self.channel).max_text
+        self._refreshing = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def mount(self, app: web.Application) -> None:
+        app.router.add_get(PATH, self.callback)
+        app.router.add_post(PATH, self.callback)
+
+    async def close(self) -> None:
+        """Let late deliveries finish (briefly), then close our HTTP session. Idempotent."""
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=5.0)
+            for task in pending:
+                task.cancel()
+        if self._own_http and self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], report: bool = True) -> asyncio.Task[Any]:
+        """A task that outlives the request; `report=False` when its awaiter handles its errors."""
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(lambda t: self._done(t, report))
+        return task
+
+    def _done(self, task: asyncio.Task[Any], report: bool) -> None:
+        self._tasks.discard(task)
+        if report and not task.cancelled() and task.exception() is not None:
+            log.error("wechat background task failed", exc_info=task.exception())
+
+    # ---- the callback ---------------------------------------------------------------------------
+    async def callback(self, request: web.Request) -> web.StreamResponse:
+        """Never a traceback to WeChat: refusals get their status, anything unexpected is logged and
+        answered "success" so WeChat does not retry into a turn that already failed."""
+        try:
+            self._check_request(request)
+            if request.method == "GET":
+                return web.Response(text=request.query.get("echostr", ""))
+            return await self._message(request)
+        except _Reject as exc:
+            log.warning("wechat callback refused (%d): %s", exc.status, exc)
+            return web.Response(status=exc.status, text="")
+        except Exception:
+            log.exception("wechat callback failed")
+            return web.Response(text=_SUCCESS)
+
+    def _check_request(self, request: web.Request) -> None:
+        q = request.query
+        timestamp, nonce = q.get("timestamp", ""), q.get("nonce", "")
+        if not self.config.token:
+            raise _Reject(403, "channels.wechat.token is not set")
+        if not timestamp.isdigit() or not nonce:
+            raise _Reject(403, "timestamp or nonce missing")
+        if abs(self.clock() - int(timestamp)) > FRESHNESS:
+            raise _Reject(403, "stale timestamp")
+        if request.method == "GET" or q.get("encrypt_type", "raw").lower() != "aes":  # else: msg_signature
+            if not _same(sign(self.config.token, timestamp, nonce), q.get("signature", "")):
+                raise _Reject(403, "bad signature")
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            raise _Reject(413, "body too large")
+        body = bytearray()
+        while chunk := await request.content.read(16384):
+            body += chunk
+            if len(body) > MAX_BODY:
+                raise _Reject(413, "body too large")
+        return bytes(body)
+
+    def _decrypt(self, request: web.Request, body: bytes) -> str:
+        """Compatible and safe modes: check msg_signature over the Encrypt field, then decrypt."""
+        if self._crypto is None:
+            raise _Reject(403, "encrypted message but channels.wechat.encoding_aes_key is not set")
+        q = request.query
+        try:
+            outer = xmltodict.parse(_no_doctype(body))["xml"]
+            encrypt = outer["Encrypt"]
+        except Exception as exc:
+            raise _Reject(400, f"bad encrypted envelope ({type(exc).__name__})") from None
+        if not isinstance(encrypt, str):
+            raise _Reject(400, "bad encrypted envelope")
+        expected = sign(self.config.token, q["timestamp"], q["nonce"], encrypt)
+        if not _same(expected, q.get("msg_signature", "")):
+            raise _Reject(403, "bad msg_signature")
+        try:
+            return self._crypto.decrypt_message({"Encrypt": encrypt}, expected, q["timestamp"], q["nonce"])
+        except (InvalidSignatureException, InvalidAppIdException):
+            raise _Reject(403, "encrypted for another app_id") from None
+        except Exception as exc:
+            raise _Reject(400, f"cannot decrypt ({type(exc).__name__})") from None
+
+    async def _message(self, request: web.Request) -> web.StreamResponse:
+        started = time.monotonic()
+        body = await self._read_body(request)
+        encrypted = request.query.get("encrypt_type", "raw").lower() == "aes"
+        xml = self._decrypt(request, body) if encrypted else body
+        try:
+            message = parse_message(_no_doctype(xml))  # xmltodict refuses entity declarations
+            openid, gh_id, create_time, msg_id = message.source, message.target, message.time, message.id
+        except Exception as exc:  # ExpatError, ValueError (entities), KeyError (no MsgType), TypeError ...
+            raise _Reject(400, f"malformed message ({type(exc).__name__})") from None
+        if not isinstance(openid, str) or not _OPENID.match(openid) or not isinstance(gh_id, str):
+            raise _Reject(400, "bad FromUserName/ToUserName")
+        if not isinstance(create_time, int) or not isinstance(msg_id, int):
+            raise _Reject(400, "bad CreateTime/MsgId")
+
+        opens_window, inbound = self._inbound(message, openid, create_time, msg_id)
+        if opens_window:
+            await self.cache.mark_buyer_message(openid, min(float(create_time), self.clock()))
+        if inbound is None:
+            return web.Response(text=_SUCCESS)
+
+        turn = self._spawn(self._submit(inbound, self.channel), report=False)  # see callback() and _late()
+        budget = max(0.0, self.passive_budget - (time.monotonic() - started))
+        try:
+            done, _ = await asyncio.wait({turn}, timeout=budget)
+        except asyncio.CancelledError:  # the request was dropped: the turn goes on, its replies by API
+            self._spawn(self._late(turn, inbound))
+            raise
+        if not done:
+            self._spawn(self._late(turn, inbound))
+            return web.Response(text=_SUCCESS)
+        outcome = turn.result()  # an exception is logged by callback() and answered "success"
+        texts = self._texts(outcome)
+        if not texts:
+            return web.Response(text=_SUCCESS)
+        transport = request.transport
+        if transport is None or transport.is_closing():  # WeChat gave up on this request meanwhile
+            self._spawn(self._send_late(inbound, texts))
+            return web.Response(text=_SUCCESS)
+        if texts[1:]:
+            self._spawn(self._send_late(inbound, texts[1:], first=1))
+        xml_reply = reply_xml(openid, gh_id, int(self.clock()), texts[0])
+        if encrypted:
+            assert self._crypto is not None
+            xml_reply = self._crypto.encrypt_message(xml_reply, request.query["nonce"], str(int(self.clock())))
+        return web.Response(text=xml_reply, content_type="application/xml")
+
+    def _inbound(self, message: Any, openid: str, create_time: int, msg_id: int) -> tuple[bool, Inbound | None]:
+        """(does it open the 48-hour window, the Inbound to submit or None to submit nothing)."""
+        customer = Customer(id=openid)
+        conversation = f"wechat:{openid}"
+        now = self.clock()
+        if isinstance(message, BaseEvent):
+            event = message.event
+            if event in GREETING_EVENTS:
+                # A new follower gets the welcome: submitted as the bare greeting "您好" (a synthetic buyer
+                # text, not buyer-facing wording) until the engine has an event kind for it.
+                event_id = f"{openid}:{create_time}"
+                return True, Inbound(self.channel, conversation, event_id, customer, "您好", Kind.TEXT, now)
+            return event in WINDOW_EVENTS, None  # unsubscribe, view, template results ...: no turn
+        if isinstance(message, UnknownMessage):
+            return False, None
+        message_id = str(msg_id) if msg_id else f"{openid}:{create_time}"
+        text = message.content if isinstance(message, TextMessage) else None
+        if isinstance(text, str) and text.strip():
+            return True, Inbound(self.channel, conversation, message_id, customer, text.strip(), Kind.TEXT, now)
+        return True, Inbound(self.channel, conversation, message_id, customer, "", Kind.UNSUPPORTED, now)
+
+    def _texts(self, outcome: Outcome) -> list[str]:
+        """All replies of a turn as one text (blank lines between), cut to WeChat's message size."""
+        if outcome.duplicate:
+            return []
+        joined = "\n\n".join(t for t in (as_text(e).strip() for e in outcome.replies) if t)
+        return split_text(joined, self._limit, "bytes") if joined else []
+
+    async def _late(self, turn: asyncio.Task[Outcome], inbound: Inbound) -> None:
+        try:
+            outcome = await turn
+        except Exception:
+            log.exception("wechat turn failed for %s", inbound.conversation_id)
+            return
+        texts = self._texts(outcome)
+        if texts:
+            await self._send_late(inbound, texts)
+
+    async def _send_late(self, inbound: Inbound, texts: Sequence[str], first: int = 0) -> None:
+        """A turn's replies that missed the passive reply go by API; a refusal is reported, not raised."""
+        openid = inbound.conversation_id.split(":", 1)[1]
+        for i, text in enumerate(texts, start=first):
+            try:
+                await self._send(openid, text, f"{inbound.message_id}#{i}")
+            except Exception as exc:
+                if not isinstance(exc, DeliveryError):
+                    log.exception("%s: late reply failed", inbound.conversation_id)
+                    return
+                log.warning("%s: late reply not delivered (%s)", inbound.conversation_id, exc.reason)
+                if self.on_failure:
+                    message = TranscriptEntry(f"{inbound.message_id}#{i}", Sender.BOT, "\n\n".join(texts[i - first:]),
+                                              self.clock()).to_json()
+                    await self.on_failure(inbound.conversation_id, message, exc.reason)
+                return
+
+    # ---- the customer-service API (delivery) ----------------------------------------------------
+    async def deliver(self, conversation_id: str, message: dict[str, Any]) -> None:
+        """Send one outbox message (agent reply, notice); DeliveryError when WeChat refuses it."""
+        channel, _, openid = conversation_id.partition(":")
+        if channel != self.channel or not _OPENID.match(openid):
+            raise DeliveryError(f"not a wechat conversation: {conversation_id}", permanent=True)
+        buttons = tuple((str(b.get("label", "")), str(b.get("text", ""))) for b in message.get("buttons") or ())
+        entry = TranscriptEntry(str(message.get("id", "")), Sender.BOT, str(message.get("text", "")), 0.0, buttons=buttons)
+        for i, text in enumerate(split_text(as_text(entry), self._limit, "bytes")):
+            if text:
+                await self._send(openid, text, f"{entry.id or time.monotonic_ns()}#{i}")
+
+    async def _send(self, openid: str, text: str, key: str) -> None:
+        now = self.clock()
+        last = await self.cache.last_buyer_message(openid)
+        if last is None or now - last >= WINDOW:
+            raise DeliveryError(f"wechat: {REFUSALS[45015]}", permanent=True)
+        if await self.cache.count_api_message(openid, key, last, now) > WINDOW_MESSAGES:
+            raise DeliveryError(f"wechat: {REFUSALS[45047]}", permanent=True)
+        body = {"touser": openid, "msgtype": "text", "text": {"content": text}}
+        token = await self.access_token()
+        for attempt in range(2):
+            data = await self._api("POST", "/cgi-bin/message/custom/send", {"access_token": token}, body)
+            code = data.get("errcode", 0)
+            if code == 0:
+                return
+            if code in TOKEN_ERRORS and attempt == 0:
+                token = await self.access_token(stale=token)
+                continue
+            reason = f"wechat {code}: {REFUSALS.get(code) or data.get('errmsg', '')}"
+            raise DeliveryError(reason, permanent=code in REFUSALS)
+
+    async def _api(self, method: str, path: str, params: dict[str, str], body: Any = None) -> dict[str, Any]:
+        """One API call. Errors never carry the URL: it holds the access_token or the secret."""
+        if self._http is None:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=API_TIMEOUT))
+        data = json.dumps(body, ensure_ascii=False).encode() if body is not None else None
+        headers = {"Content-Type": "application/json; charset=utf-8"} if data else None
+        try:
+            async with self._http.request(method, self.config.api_base_url.rstrip("/") + path, params=params,
+                                          data=data, headers=headers) as resp:
+                if resp.status == 429 or resp.status >= 500:
+                    retry = resp.headers.get("Retry-After", "")
+                    raise DeliveryError(f"wechat http {resp.status}", retry_after=float(retry) if retry.isdigit() else None)
+                if resp.status != 200:
+                    raise DeliveryError(f"wechat http {resp.status}")
+                answer = await resp.json(content_type=None)
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            raise DeliveryError(f"wechat api unreachable ({type(exc).__name__})") from None
+        if not isinstance(answer, dict):
+            raise DeliveryError("wechat api: unexpected answer")
+        return answer
+
+    async def access_token(self, stale: str | None = None) -> str:
+        """The shared token; `stale` is one WeChat just refused. One refresher across processes."""
+        token = await self.cache.get_token()
+        if token and token != stale:
+            return token
+        async with self._refreshing:  # one refresher per process ...
+            deadline = time.monotonic() + LOCK_WAIT
+            while True:
+                token = await self.cache.get_token()
+                if token and token != stale:
+                    return token
+                if await self.cache.refresh_lock(LOCK_TTL):  # ... and one across processes
+                    try:
+                        token = await self.cache.get_token()
+                        return token if token and token != stale else await self._fetch_token()
+                    finally:
+                        await self.cache.release_refresh_lock()
+                if time.monotonic() > deadline:
+                    raise DeliveryError("wechat: access_token refresh by another process did not finish")
+                await asyncio.sleep(0.05)
+
+    async def _fetch_token(self) -> str:
+        params = {"grant_type": "client_credential", "appid": self.config.app_id, "secret": self.config.app_secret}
+        data = await self._api("GET", "/cgi-bin/token", params)
+        token, expires = data.get("access_token"), data.get("expires_in")
+        if not isinstance(token, str) or not token or not isinstance(expires, int):
+            code = data.get("errcode")
+            log.error("wechat /cgi-bin/token refused: %s %s", code, data.get("errmsg", ""))
+            # -1 is "system busy"; anything else (bad secret, IP not allow-listed 40164, daily limit) needs a human.
+            raise DeliveryError(f"wechat token {code}: {data.get('errmsg', '')}", permanent=code != -1)
+        await self.cache.set_token(token, max(60, expires - TOKEN_MARGIN))
+        log.info("wechat access_token refreshed (expires in %d s)", expires)
+        return token
