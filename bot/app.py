@@ -35,6 +35,7 @@ from handlers.greeting import Greeting
 from handlers.rating import Rating
 from handlers.relay import HumanOwned
 from handlers.timeout import TimerTick
+from handlers.unfollow import Unfollow
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
@@ -47,6 +48,7 @@ def build_router(config: Config, phrasebook: Phrasebook, matcher: FaqMatcher) ->
     return Router([
         AgentAction(phrasebook, groups),            # the desk's reply / close / transfer
         TimerTick(phrasebook),                      # first-response timeout, idle close
+        Unfollow(),                                 # the buyer left the account: close quietly
         HumanOwned(config.handoff.idle_close),      # a human owns the chat: the bot stays silent
         Rating(phrasebook),                         # 1-5 after a close
         Escalation(phrasebook, config.route),       # asks for a human, complaint, dispute

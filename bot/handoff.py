@@ -82,7 +82,7 @@ class HandoffService:
                 metrics.RATINGS.labels(str(r.get("score"))).inc()
             elif kind == "close" and outcome == "closed":
                 if r.get("from"):
-                    reason = "idle" if inbound.kind == "timer" else "closed"
+                    reason = {"timer": "idle", "unfollow": "unsubscribe"}.get(str(inbound.kind), "closed")
                     await self.desk(r["from"], {"type": "unassigned", "conversation": cid, "reason": reason})
                 freed = True
         if any(r.get("kind") in ("handoff", "transfer", "reassign", "close") and r.get("outcome") not in ("already", "stale", "not_open", "kept")

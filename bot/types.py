@@ -44,6 +44,8 @@ class Kind(StrEnum):
     AGENT_CLOSE = "agent_close"
     AGENT_TRANSFER = "agent_transfer"
     TIMER = "timer"              # text = "<timer kind>|<version>", e.g. "frt|alice|1700000000.0"
+    FOLLOW = "follow"            # the buyer followed / opened the account (WeChat subscribe): welcome them
+    UNFOLLOW = "unfollow"        # the buyer unfollowed: close what is open, say nothing
 
 
 BUYER_KINDS = frozenset({Kind.TEXT, Kind.UNSUPPORTED})

@@ -10,7 +10,7 @@ from bot.hours import ShopClock
 from bot.phrasebook import Phrasebook
 from bot.router import Context
 from bot.textnorm import normalise
-from bot.types import Reply, Result, State
+from bot.types import Kind, Reply, Result, State
 
 
 class Greeting:
@@ -32,7 +32,9 @@ class Greeting:
         return not rest
 
     def handle(self, ctx: Context) -> Result | None:
-        if ctx.inbound.kind != "text":
+        if ctx.inbound.kind == Kind.FOLLOW:
+            return Result(replies=(self.welcome(ctx),), session=ctx.session.evolve(state=State.BOT), intent="greeting")
+        if ctx.inbound.kind != Kind.TEXT:
             return None
         bare = self.is_bare_greeting(ctx.inbound.text)
         if not ctx.session.is_new:

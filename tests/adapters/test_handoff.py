@@ -294,3 +294,25 @@ async def test_a_queued_buyer_who_left_a_message_is_not_idle_closed(start_bot, h
     clock.now += 3600
     await asyncio.sleep(1.0)
     assert (await handoff_state(redis_client, prefix, client))["state"] == "QUEUED"
+
+
+async def test_follow_is_welcomed_and_unfollow_closes_the_handoff_quietly(start_bot, desks):
+    from bot.types import Customer, Inbound, Kind
+
+    bot = await start_bot(**handoff_sections(agent("alice", ["presales"])))
+    desk = desks(bot.url)
+    await desk.connect("alice")
+    buyer_ = Customer("o1")
+
+    def event(kind: str, mid: str, text: str = "") -> Inbound:
+        return Inbound("wechat", "wechat:o1", mid, buyer_, text=text, kind=kind)
+
+    welcome = await bot.engine.submit(event(Kind.FOLLOW, "o1:1"))
+    assert [r.text for r in welcome.replies] == [PHRASES.text("system.welcome", "zh-CN", shop="小二优选")]
+    await bot.engine.submit(event(Kind.TEXT, "m1", "转人工"), "wechat")
+    assert (await desk.expect("assigned"))["conversation"]["id"] == "wechat:o1"
+    gone = await bot.engine.submit(event(Kind.UNFOLLOW, "o1:2"))
+    assert gone.replies == ()
+    assert (await desk.expect("unassigned", conversation="wechat:o1"))["reason"] == "unsubscribe"
+    history = await bot.store.history("wechat:o1")
+    assert [e.text for e in history][0] == welcome.replies[0].text  # no made-up buyer line for the follow
