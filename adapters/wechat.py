@@ -7,15 +7,13 @@ API, which allows 5 messages within 48 h of the buyer's last message. Retries ar
 (MsgId, or FromUserName + CreateTime for events), so a retry is answered "success" and never twice.
 
 wechatpy is used for crypto and parsing only; its client is synchronous, so the HTTP API is called with
-aiohttp. The access_token is shared by all processes through a `TokenCache` (Redis, in the store).
+aiohttp. The access_token is shared by all processes through a `TokenCache` (Redis, in the store); the
+token client, signatures and body limits live in adapters/wx_common.py, shared with WeCom.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-import json
 import logging
 import re
 import time
@@ -31,6 +29,8 @@ from wechatpy.events import BaseEvent
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.messages import TextMessage, UnknownMessage
 
+from adapters.wx_common import ApiClient, Reject as _Reject, TokenStore, no_doctype as _no_doctype
+from adapters.wx_common import read_body, reply_texts, same as _same, sign
 from bot.channels import as_text, capabilities, split_text
 from bot.config import WeChatChannel
 from bot.delivery import DeliveryError
@@ -43,11 +43,6 @@ MAX_BODY = 64 * 1024                 # WeChat's own messages are a few KiB
 FRESHNESS = 300.0                    # seconds a signed timestamp may differ from our clock
 WINDOW = 48 * 3600.0                 # customer-service API: 5 messages within 48 h of the buyer's last message
 WINDOW_MESSAGES = 5
-TOKEN_MARGIN = 300                   # refresh this long before WeChat's expiry (old and new overlap 5 min)
-LOCK_TTL = 10.0                      # the refresher's lock; /token answers in well under a second
-LOCK_WAIT = 5.0                      # how long another process waits for the refresher
-API_TIMEOUT = 10.0
-TOKEN_ERRORS = {40001, 40014, 42001}  # invalid / expired access_token: refresh once, retry once
 REFUSALS = {45015: "outside the 48-hour window", 45047: "5-message quota used", 43004: "buyer unsubscribed",
             40003: "unknown openid", 43019: "buyer blocked the account", 45002: "message too long",
             48001: "no customer-service API permission"}
@@ -62,21 +57,9 @@ Submit = Callable[[Inbound, str | None], Awaitable[Outcome]]
 OnFailure = Callable[[str, dict[str, Any], str], Awaitable[None]]
 
 
-class TokenCache(Protocol):
-    """Shared WeChat state for one app_id, kept in Redis so every process sees the same values."""
-
-    async def get_token(self) -> str | None:
-        """The token stored by set_token, or None once its ttl has passed (the adapter already takes
-        TOKEN_MARGIN off WeChat's expires_in, so None means "refresh now")."""
-
-    async def set_token(self, token: str, ttl: float) -> None:
-        """Store the access_token for `ttl` seconds."""
-
-    async def refresh_lock(self, ttl: float) -> bool:
-        """Take the refresher lock (SET NX PX); False when another process holds it."""
-
-    async def release_refresh_lock(self) -> None:
-        """Release the lock if this instance still holds it."""
+class TokenCache(TokenStore, Protocol):
+    """Shared WeChat state for one app_id, kept in Redis so every process sees the same values: the
+    access_token (TokenStore) and the per-buyer counts behind the 48-hour / 5-message rule."""
 
     async def mark_buyer_message(self, openid: str, ts: float) -> None:
         """Remember when the buyer last wrote (opens a new 48-hour window); keep it >= 48 h."""
@@ -89,24 +72,6 @@ class TokenCache(Protocol):
         window_start, this one included (e.g. a sorted set: ZREMRANGEBYSCORE < window_start, ZADD, ZCARD)."""
 
 
-class _Reject(Exception):
-    """A callback request we refuse; nothing has been submitted."""
-
-    def __init__(self, status: int, reason: str):
-        super().__init__(reason)
-        self.status = status
-
-
-def sign(*parts: str) -> str:
-    """WeChat's signature: sha1 over the byte-sorted parts, joined."""
-    return hashlib.sha1(b"".join(sorted(p.encode() for p in parts))).hexdigest()
-
-
-def _same(expected: str, given: str) -> bool:
-    """Constant-time comparison; bytes, because compare_digest refuses non-ASCII str."""
-    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace"))
-
-
 def cdata(text: str) -> str:
     """A CDATA section that survives `]]>` and characters XML forbids (wechatpy escapes neither)."""
     return "<![CDATA[" + _NOT_XML.sub("", text).replace("]]>", "]]]]><![CDATA[>") + "]]>"
@@ -116,15 +81,6 @@ def reply_xml(to_user: str, from_user: str, create_time: int, content: str) -> s
     return (f"<xml><ToUserName>{cdata(to_user)}</ToUserName><FromUserName>{cdata(from_user)}</FromUserName>"
             f"<CreateTime>{create_time}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
             f"<Content>{cdata(content)}</Content></xml>")
-
-
-def _no_doctype(raw: str | bytes) -> str:
-    """The XML as text, refusing any DOCTYPE: WeChat never sends one. (xmltodict also refuses entity
-    declarations, so billion laughs and XXE fail twice.)"""
-    text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-    if "<!doctype" in text.lower():
-        raise ValueError("DOCTYPE not allowed")
-    return text
 
 
 class WeChatAdapter:
@@ -141,8 +97,9 @@ class WeChatAdapter:
         self.passive_budget = passive_budget
         self.on_failure: OnFailure | None = None  # set by the app: late replies WeChat refused go to the desk
         self._submit = submit
-        self._http = http
-        self._own_http = http is None
+        self.api = ApiClient("wechat", config.api_base_url, "/cgi-bin/token",
+                             {"grant_type": "client_credential", "appid": config.app_id, "secret": config.app_secret},
+                             token_cache, http)
         self._crypto: WeChatCrypto | None = None
         if config.encoding_aes_key:
             try:
@@ -150,7 +107,6 @@ class WeChatAdapter:
             except Exception:
                 raise ValueError("channels.wechat.encoding_aes_key: expected the 43-character key from the console") from None
         self._limit = capabilities(self.channel).max_text
-        self._refreshing = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def mount(self, app: web.Application) -> None:
@@ -163,9 +119,7 @@ class WeChatAdapter:
             _, pending = await asyncio.wait(set(self._tasks), timeout=5.0)
             for task in pending:
                 task.cancel()
-        if self._own_http and self._http is not None:
-            await self._http.close()
-            self._http = None
+        await self.api.close()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], report: bool = True) -> asyncio.Task[Any]:
         """A task that outlives the request; `report=False` when its awaiter handles its errors."""
@@ -209,14 +163,7 @@ class WeChatAdapter:
                 raise _Reject(403, "bad signature")
 
     async def _read_body(self, request: web.Request) -> bytes:
-        if request.content_length is not None and request.content_length > MAX_BODY:
-            raise _Reject(413, "body too large")
-        body = bytearray()
-        while chunk := await request.content.read(16384):
-            body += chunk
-            if len(body) > MAX_BODY:
-                raise _Reject(413, "body too large")
-        return bytes(body)
+        return await read_body(request, MAX_BODY)
 
     def _decrypt(self, request: web.Request, body: bytes) -> str:
         """Compatible and safe modes: check msg_signature over the Encrypt field, then decrypt."""
@@ -294,12 +241,12 @@ class WeChatAdapter:
         now = self.clock()
         if isinstance(message, BaseEvent):
             event = message.event
-            if event in GREETING_EVENTS:
-                # A new follower gets the welcome: submitted as the bare greeting "您好" (a synthetic buyer
-                # text, not buyer-facing wording) until the engine has an event kind for it.
-                event_id = f"{openid}:{create_time}"
-                return True, Inbound(self.channel, conversation, event_id, customer, "您好", Kind.TEXT, now)
-            return event in WINDOW_EVENTS, None  # unsubscribe, view, template results ...: no turn
+            event_id = f"{openid}:{create_time}"
+            if event in GREETING_EVENTS:  # a new follower gets the welcome
+                return True, Inbound(self.channel, conversation, event_id, customer, "", Kind.FOLLOW, now)
+            if event == "unsubscribe":    # closes an open handoff; nothing is sent
+                return False, Inbound(self.channel, conversation, event_id, customer, "", Kind.UNFOLLOW, now)
+            return event in WINDOW_EVENTS, None  # view, template results ...: no turn
         if isinstance(message, UnknownMessage):
             return False, None
         message_id = str(msg_id) if msg_id else f"{openid}:{create_time}"
@@ -310,10 +257,7 @@ class WeChatAdapter:
 
     def _texts(self, outcome: Outcome) -> list[str]:
         """All replies of a turn as one text (blank lines between), cut to WeChat's message size."""
-        if outcome.duplicate:
-            return []
-        joined = "\n\n".join(t for t in (as_text(e).strip() for e in outcome.replies) if t)
-        return split_text(joined, self._limit, "bytes") if joined else []
+        return [] if outcome.duplicate else reply_texts(outcome.replies, self._limit)
 
     async def _late(self, turn: asyncio.Task[Outcome], inbound: Inbound) -> None:
         try:
@@ -362,69 +306,12 @@ class WeChatAdapter:
         if await self.cache.count_api_message(openid, key, last, now) > WINDOW_MESSAGES:
             raise DeliveryError(f"wechat: {REFUSALS[45047]}", permanent=True)
         body = {"touser": openid, "msgtype": "text", "text": {"content": text}}
-        token = await self.access_token()
-        for attempt in range(2):
-            data = await self._api("POST", "/cgi-bin/message/custom/send", {"access_token": token}, body)
-            code = data.get("errcode", 0)
-            if code == 0:
-                return
-            if code in TOKEN_ERRORS and attempt == 0:
-                token = await self.access_token(stale=token)
-                continue
+        data = await self.api.post("/cgi-bin/message/custom/send", body)
+        code = data.get("errcode", 0)
+        if code != 0:
             reason = f"wechat {code}: {REFUSALS.get(code) or data.get('errmsg', '')}"
             raise DeliveryError(reason, permanent=code in REFUSALS)
 
-    async def _api(self, method: str, path: str, params: dict[str, str], body: Any = None) -> dict[str, Any]:
-        """One API call. Errors never carry the URL: it holds the access_token or the secret."""
-        if self._http is None:
-            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=API_TIMEOUT))
-        data = json.dumps(body, ensure_ascii=False).encode() if body is not None else None
-        headers = {"Content-Type": "application/json; charset=utf-8"} if data else None
-        try:
-            async with self._http.request(method, self.config.api_base_url.rstrip("/") + path, params=params,
-                                          data=data, headers=headers) as resp:
-                if resp.status == 429 or resp.status >= 500:
-                    retry = resp.headers.get("Retry-After", "")
-                    raise DeliveryError(f"wechat http {resp.status}", retry_after=float(retry) if retry.isdigit() else None)
-                if resp.status != 200:
-                    raise DeliveryError(f"wechat http {resp.status}")
-                answer = await resp.json(content_type=None)
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
-            raise DeliveryError(f"wechat api unreachable ({type(exc).__name__})") from None
-        if not isinstance(answer, dict):
-            raise DeliveryError("wechat api: unexpected answer")
-        return answer
-
     async def access_token(self, stale: str | None = None) -> str:
-        """The shared token; `stale` is one WeChat just refused. One refresher across processes."""
-        token = await self.cache.get_token()
-        if token and token != stale:
-            return token
-        async with self._refreshing:  # one refresher per process ...
-            deadline = time.monotonic() + LOCK_WAIT
-            while True:
-                token = await self.cache.get_token()
-                if token and token != stale:
-                    return token
-                if await self.cache.refresh_lock(LOCK_TTL):  # ... and one across processes
-                    try:
-                        token = await self.cache.get_token()
-                        return token if token and token != stale else await self._fetch_token()
-                    finally:
-                        await self.cache.release_refresh_lock()
-                if time.monotonic() > deadline:
-                    raise DeliveryError("wechat: access_token refresh by another process did not finish")
-                await asyncio.sleep(0.05)
-
-    async def _fetch_token(self) -> str:
-        params = {"grant_type": "client_credential", "appid": self.config.app_id, "secret": self.config.app_secret}
-        data = await self._api("GET", "/cgi-bin/token", params)
-        token, expires = data.get("access_token"), data.get("expires_in")
-        if not isinstance(token, str) or not token or not isinstance(expires, int):
-            code = data.get("errcode")
-            log.error("wechat /cgi-bin/token refused: %s %s", code, data.get("errmsg", ""))
-            # -1 is "system busy"; anything else (bad secret, IP not allow-listed 40164, daily limit) needs a human.
-            raise DeliveryError(f"wechat token {code}: {data.get('errmsg', '')}", permanent=code != -1)
-        await self.cache.set_token(token, max(60, expires - TOKEN_MARGIN))
-        log.info("wechat access_token refreshed (expires in %d s)", expires)
-        return token
+        """The shared token (see ApiClient.access_token)."""
+        return await self.api.access_token(stale)

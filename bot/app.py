@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from adapters.desk import Desk
 from adapters.telegram import TelegramAdapter
 from adapters.wechat import WeChatAdapter
+from adapters.wecom_kf import WeComKfAdapter
 from adapters.web import WebWidget
 from bot.coach import Coach
 from bot.delivery import Deliverer
@@ -73,6 +74,7 @@ class Xiaoer:
         self.timers: TimerRunner | None = None
         self.telegram: TelegramAdapter | None = None
         self.wechat: WeChatAdapter | None = None
+        self.wecom_kf: WeComKfAdapter | None = None
         self.deliverer: Deliverer | None = None
         self.app = web.Application(client_max_size=MAX_BODY)
         self._runner: web.AppRunner | None = None
@@ -116,6 +118,12 @@ class Xiaoer:
             self.wechat.on_failure = self.handoff.delivery_failed
             self.wechat.mount(self.app)
             senders["wechat"] = self.wechat
+        if cfg.channels.wecom_kf.enabled:
+            self.wecom_kf = WeComKfAdapter(cfg.channels.wecom_kf, self.engine.submit,
+                                           self.store.wecom_kf_state(cfg.channels.wecom_kf.corp_id), clock=self.clock)
+            self.wecom_kf.on_failure = self.handoff.delivery_failed
+            self.wecom_kf.mount(self.app)
+            senders["wecom_kf"] = self.wecom_kf
         if senders:
             self.deliverer = Deliverer(self.store, senders, self.handoff.delivery_failed)
 
@@ -149,6 +157,8 @@ class Xiaoer:
             await self.telegram.stop()
         if self.wechat:
             await self.wechat.close()
+        if self.wecom_kf:
+            await self.wecom_kf.close()
         if self._runner:
             await self._runner.cleanup()
             self._runner = None

@@ -185,8 +185,6 @@ class ChannelsConfig(_Section):
     wecom_kf: WeComKfChannel = Field(default_factory=WeComKfChannel)
 
 
-# Channels whose adapters this version ships. Enabling another one is a config error, not a silent no-op.
-AVAILABLE_CHANNELS = frozenset({"web", "telegram", "wechat"})
 _WX_TOKEN = re.compile(r"^[A-Za-z0-9]{3,32}$")
 _WX_AES = re.compile(r"^[A-Za-z0-9+/]{43}$")
 _TG_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
@@ -242,9 +240,15 @@ class Config(_Section):
                 problems.append("channels.wechat.token: 3-32 letters or digits, the same as in the 公众号 console")
             if wx.encoding_aes_key and not _WX_AES.match(wx.encoding_aes_key):
                 problems.append("channels.wechat.encoding_aes_key: 43 characters from the console, or \"\" in plain mode")
-        for name in ("telegram", "wechat", "wecom_kf"):
-            if getattr(self.channels, name).enabled and name not in AVAILABLE_CHANNELS:
-                problems.append(f"channels.{name}.enabled: the {name} channel is not part of this version yet")
+        kf = self.channels.wecom_kf
+        if kf.enabled:
+            for key in ("corp_id", "secret"):
+                if not getattr(kf, key):
+                    problems.append(f"channels.wecom_kf.{key}: required when the channel is enabled")
+            if not _WX_TOKEN.match(kf.token):
+                problems.append("channels.wecom_kf.token: 3-32 letters or digits, the same as in the 微信客服 API settings")
+            if not _WX_AES.match(kf.encoding_aes_key):
+                problems.append("channels.wecom_kf.encoding_aes_key: the 43-character EncodingAESKey from the 微信客服 API settings")
         if problems:
             raise ValueError("\n".join(problems))
         return self

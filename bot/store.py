@@ -254,6 +254,9 @@ class Store:
     def wechat_tokens(self, app_id: str) -> WeChatTokens:
         return WeChatTokens(self.redis, f"{self.prefix}wechat:{app_id}:")
 
+    def wecom_kf_state(self, corp_id: str) -> WeComKfState:
+        return WeComKfState(self.redis, f"{self.prefix}wecom_kf:{corp_id}:")
+
     # ---- desk logins --------------------------------------------------------------------------
     async def create_login(self, token: str, username: str, ttl: int) -> None:
         await self.redis.set(f"{self.prefix}login:{token}", username, ex=ttl)
@@ -347,6 +350,51 @@ class WeChatTokens:
             pipe.expire(key, self.WINDOW + 3600)
             _, _, count, _ = await pipe.execute()
         return int(count)
+
+
+class WeComKfState(WeChatTokens):
+    """WeCom customer-service state of one corp: the access_token and the 48-hour / 5-message counts
+    (as for WeChat, per "<open_kfid>:<external_userid>"), plus per customer-service account the
+    sync_msg cursor, the puller lock (one puller at a time) and the newest callback Token to pull with."""
+
+    PENDING_TTL = 600  # a callback's Token is valid for 10 minutes
+
+    def __init__(self, client: aioredis.Redis, key: str):
+        super().__init__(client, key)
+        self._extend = client.register_script(_EXTEND_LOCK)
+
+    async def get_cursor(self, open_kfid: str) -> str:
+        return await self.redis.get(self.key + f"cursor:{open_kfid}") or ""
+
+    async def set_cursor(self, open_kfid: str, cursor: str) -> None:
+        await self.redis.set(self.key + f"cursor:{open_kfid}", cursor)
+
+    async def offer_pull(self, open_kfid: str, sync_token: str) -> None:
+        """A callback said there is something to pull; the next puller takes this Token."""
+        await self.redis.set(self.key + f"pending:{open_kfid}", sync_token, ex=self.PENDING_TTL)
+
+    async def take_pull(self, open_kfid: str) -> str | None:
+        """The offered Token, removed (GETDEL), or None when no callback came since the last take."""
+        return await self.redis.getdel(self.key + f"pending:{open_kfid}")
+
+    async def has_pull(self, open_kfid: str) -> bool:
+        return bool(await self.redis.exists(self.key + f"pending:{open_kfid}"))
+
+    async def pull_lock(self, open_kfid: str, ttl: float) -> bool:
+        return bool(await self.redis.set(self.key + f"pull:{open_kfid}", self._holder, nx=True, px=int(ttl * 1000)))
+
+    async def extend_pull_lock(self, open_kfid: str, ttl: float) -> bool:
+        """Keep the lock during a long pull; False when it was lost (expired and taken by another)."""
+        return bool(await self._extend(keys=[self.key + f"pull:{open_kfid}"], args=[self._holder, int(ttl * 1000)]))
+
+    async def release_pull_lock(self, open_kfid: str) -> None:
+        await self._release(keys=[self.key + f"pull:{open_kfid}"], args=[self._holder])
+
+
+_EXTEND_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
 
 
 class Turn:

@@ -132,3 +132,12 @@ def test_webhook_mode_needs_a_secret_and_a_public_https_url():
         parse_config({"channels": {"telegram": {"enabled": True, "token": "1:A", "webhook_secret": "has space"}}}, env={})
     assert "channels.telegram.webhook_secret: required in webhook mode: 1-256 of A-Z a-z 0-9 _ -" in info.value.problems
     assert any(p.startswith("server.public_url: ") for p in info.value.problems)
+
+
+async def test_polling_mode_reads_updates_without_a_webhook(start_bot, fake):
+    fake.updates = [update(11, "在吗")]
+    sections = telegram_sections(fake)
+    sections["channels"]["telegram"] |= {"mode": "polling", "webhook_secret": ""}
+    await start_bot(**sections)
+    assert (await fake.wait_sent(1))[0]["text"] == PHRASES.text("system.welcome_named", "zh-CN", name="Amy", shop="小二优选")
+    assert "deleteWebhook" in [name for name, _ in fake.calls]

@@ -290,14 +290,14 @@ async def test_long_reply_buttons_and_cdata_end_marker(make_wechat, fake):
     assert sum(x.count("行：") for x in [content, *rest]) == 120
 
 
-async def test_subscribe_gets_the_welcome_and_unsubscribe_is_ignored(make_wechat, redis_client, prefix):
+async def test_subscribe_gets_the_welcome_and_unsubscribe_is_submitted_silently(make_wechat, redis_client, prefix):
     wx = await make_wechat()
     openid, now = new_openid(), wx.platform.now()
     status, body = await wx.platform.post(event_xml(openid, "subscribe", now), "aes")
     assert wx.platform.reply(body, "aes")["Content"] == PHRASES.text("system.welcome", "zh-CN", shop="小二优选")
-    assert wx.calls[0][0].message_id == f"{openid}:{now}"
+    assert (wx.calls[0][0].message_id, wx.calls[0][0].kind) == (f"{openid}:{now}", Kind.FOLLOW)
     status, body = await wx.platform.post(event_xml(openid, "unsubscribe", now + 1), "aes")
-    assert (status, body) == (200, "success") and len(wx.calls) == 1
+    assert (status, body) == (200, "success") and wx.calls[1][0].kind == Kind.UNFOLLOW
 
 
 async def test_a_picture_is_unsupported(make_wechat):

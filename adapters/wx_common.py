@@ -1,0 +1,178 @@
+"""What the WeChat Official Account and WeCom customer-service adapters share, because the two platforms
+really do the same things: sha1 signatures, XML that must not carry a DOCTYPE, bounded callback bodies,
+and an access_token that every process shares through the store (one refresher at a time, refreshed
+before expiry, one refresh + one retry when the platform says the token is invalid)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import aiohttp
+from aiohttp import web
+
+from bot.channels import as_text, split_text
+from bot.delivery import DeliveryError
+from bot.types import TranscriptEntry
+
+log = logging.getLogger(__name__)
+
+TOKEN_MARGIN = 300                   # refresh this long before the platform's expiry (old and new overlap 5 min)
+LOCK_TTL = 10.0                      # the refresher's lock; the token endpoint answers in well under a second
+LOCK_WAIT = 5.0                      # how long another process waits for the refresher
+API_TIMEOUT = 10.0
+TOKEN_ERRORS = {40001, 40014, 42001}  # invalid / expired access_token: refresh once, retry once
+
+
+class TokenStore(Protocol):
+    """The shared access_token of one account, kept in Redis so every process sees the same value."""
+
+    async def get_token(self) -> str | None:
+        """The token stored by set_token, or None once its ttl has passed (None means "refresh now")."""
+
+    async def set_token(self, token: str, ttl: float) -> None:
+        """Store the access_token for `ttl` seconds."""
+
+    async def refresh_lock(self, ttl: float) -> bool:
+        """Take the refresher lock (SET NX PX); False when another process holds it."""
+
+    async def release_refresh_lock(self) -> None:
+        """Release the lock if this instance still holds it."""
+
+
+class Reject(Exception):
+    """A callback request we refuse; nothing has been submitted or stored."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
+
+
+def sign(*parts: str) -> str:
+    """The platforms' signature: sha1 over the byte-sorted parts, joined."""
+    return hashlib.sha1(b"".join(sorted(p.encode() for p in parts))).hexdigest()
+
+
+def same(expected: str, given: str) -> bool:
+    """Constant-time comparison; bytes, because compare_digest refuses non-ASCII str."""
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace"))
+
+
+def no_doctype(raw: str | bytes) -> str:
+    """The XML as text, refusing any DOCTYPE: the platforms never send one. (xmltodict also refuses
+    entity declarations, so billion laughs and XXE fail twice.)"""
+    text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    if "<!doctype" in text.lower():
+        raise ValueError("DOCTYPE not allowed")
+    return text
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The body, refusing more than `limit` bytes whether or not Content-Length says so."""
+    if request.content_length is not None and request.content_length > limit:
+        raise Reject(413, "body too large")
+    body = bytearray()
+    while chunk := await request.content.read(16384):
+        body += chunk
+        if len(body) > limit:
+            raise Reject(413, "body too large")
+    return bytes(body)
+
+
+class ApiClient:
+    """JSON calls to one platform account, with the shared access_token. Errors are DeliveryError and
+    never carry the URL: it holds the access_token or the secret."""
+
+    def __init__(self, name: str, base_url: str, token_path: str, token_params: dict[str, str],
+                 cache: TokenStore, http: aiohttp.ClientSession | None = None):
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.token_path = token_path
+        self.token_params = token_params
+        self.cache = cache
+        self._http = http
+        self._own_http = http is None
+        self._refreshing = asyncio.Lock()
+
+    async def close(self) -> None:
+        if self._own_http and self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    async def call(self, method: str, path: str, params: dict[str, str], body: Any = None) -> dict[str, Any]:
+        """One API call; DeliveryError (transient) for HTTP errors, timeouts and non-JSON answers."""
+        if self._http is None:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=API_TIMEOUT))
+        data = json.dumps(body, ensure_ascii=False).encode() if body is not None else None
+        headers = {"Content-Type": "application/json; charset=utf-8"} if data else None
+        try:
+            async with self._http.request(method, self.base_url + path, params=params, data=data,
+                                          headers=headers) as resp:
+                if resp.status == 429 or resp.status >= 500:
+                    retry = resp.headers.get("Retry-After", "")
+                    raise DeliveryError(f"{self.name} http {resp.status}",
+                                        retry_after=float(retry) if retry.isdigit() else None)
+                if resp.status != 200:
+                    raise DeliveryError(f"{self.name} http {resp.status}")
+                answer = await resp.json(content_type=None)
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            raise DeliveryError(f"{self.name} api unreachable ({type(exc).__name__})") from None
+        if not isinstance(answer, dict):
+            raise DeliveryError(f"{self.name} api: unexpected answer")
+        return answer
+
+    async def post(self, path: str, body: Any) -> dict[str, Any]:
+        """POST with the access_token; an invalid token is refreshed once and the call retried once.
+        Returns the platform's answer (errcode may be non-zero: the caller knows what it means)."""
+        token = await self.access_token()
+        data = await self.call("POST", path, {"access_token": token}, body)
+        if data.get("errcode", 0) in TOKEN_ERRORS:
+            token = await self.access_token(stale=token)
+            data = await self.call("POST", path, {"access_token": token}, body)
+        return data
+
+    async def access_token(self, stale: str | None = None) -> str:
+        """The shared token; `stale` is one the platform just refused. One refresher across processes."""
+        token = await self.cache.get_token()
+        if token and token != stale:
+            return token
+        async with self._refreshing:  # one refresher per process ...
+            deadline = time.monotonic() + LOCK_WAIT
+            while True:
+                token = await self.cache.get_token()
+                if token and token != stale:
+                    return token
+                if await self.cache.refresh_lock(LOCK_TTL):  # ... and one across processes
+                    try:
+                        token = await self.cache.get_token()
+                        return token if token and token != stale else await self._fetch_token()
+                    finally:
+                        await self.cache.release_refresh_lock()
+                if time.monotonic() > deadline:
+                    raise DeliveryError(f"{self.name}: access_token refresh by another process did not finish")
+                await asyncio.sleep(0.05)
+
+    async def _fetch_token(self) -> str:
+        data = await self.call("GET", self.token_path, self.token_params)
+        token, expires = data.get("access_token"), data.get("expires_in")
+        if not isinstance(token, str) or not token or not isinstance(expires, int):
+            code = data.get("errcode")
+            log.error("%s %s refused: %s %s", self.name, self.token_path, code, data.get("errmsg", ""))
+            # -1 is "system busy"; anything else (bad secret, IP not allow-listed, daily limit) needs a human.
+            raise DeliveryError(f"{self.name} token {code}: {data.get('errmsg', '')}", permanent=code != -1)
+        await self.cache.set_token(token, max(60, expires - TOKEN_MARGIN))
+        log.info("%s access_token refreshed (expires in %d s)", self.name, expires)
+        return token
+
+
+def reply_texts(replies: Sequence[TranscriptEntry], limit: int) -> list[str]:
+    """All replies of a turn as one text (blank lines between), cut to the platform's message size:
+    fewer messages, because both platforms allow only 5 API messages per buyer message."""
+    joined = "\n\n".join(t for t in (as_text(e).strip() for e in replies) if t)
+    return split_text(joined, limit, "bytes") if joined else []
