@@ -30,7 +30,7 @@ from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.messages import TextMessage, UnknownMessage
 
 from adapters.wx_common import ApiClient, Reject as _Reject, TokenStore, no_doctype as _no_doctype
-from adapters.wx_common import read_body, reply_texts, same as _same, sign
+from adapters.wx_common import BackgroundTasks, read_body, reply_texts, same as _same, sign
 from bot.channels import as_text, capabilities, split_text
 from bot.config import WeChatChannel
 from bot.delivery import DeliveryError
@@ -107,7 +107,7 @@ class WeChatAdapter:
             except Exception:
                 raise ValueError("channels.wechat.encoding_aes_key: expected the 43-character key from the console") from None
         self._limit = capabilities(self.channel).max_text
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = BackgroundTasks("wechat")
 
     def mount(self, app: web.Application) -> None:
         app.router.add_get(PATH, self.callback)
@@ -115,23 +115,11 @@ class WeChatAdapter:
 
     async def close(self) -> None:
         """Let late deliveries finish (briefly), then close our HTTP session. Idempotent."""
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=5.0)
-            for task in pending:
-                task.cancel()
+        await self._tasks.close()
         await self.api.close()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], report: bool = True) -> asyncio.Task[Any]:
-        """A task that outlives the request; `report=False` when its awaiter handles its errors."""
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(lambda t: self._done(t, report))
-        return task
-
-    def _done(self, task: asyncio.Task[Any], report: bool) -> None:
-        self._tasks.discard(task)
-        if report and not task.cancelled() and task.exception() is not None:
-            log.error("wechat background task failed", exc_info=task.exception())
+        return self._tasks.spawn(coro, report)
 
     # ---- the callback ---------------------------------------------------------------------------
     async def callback(self, request: web.Request) -> web.StreamResponse:

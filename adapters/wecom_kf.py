@@ -17,7 +17,6 @@ synchronous, so the API is called with aiohttp (adapters/wx_common.py, shared wi
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import logging
@@ -32,7 +31,7 @@ from aiohttp import web
 from wechatpy.work.crypto import WeChatCrypto
 from wechatpy.work.exceptions import InvalidCorpIdException
 
-from adapters.wx_common import ApiClient, Reject, TokenStore, no_doctype, read_body, reply_texts, same, sign
+from adapters.wx_common import ApiClient, BackgroundTasks, Reject, TokenStore, no_doctype, read_body, reply_texts, same, sign
 from bot.channels import as_text, capabilities, split_text
 from bot.config import WeComKfChannel
 from bot.delivery import DeliveryError
@@ -128,7 +127,7 @@ class WeComKfAdapter:
         self.api = ApiClient("wecom_kf", config.api_base_url, "/cgi-bin/gettoken",
                              {"corpid": config.corp_id, "corpsecret": config.secret}, state, http)
         self._limit = capabilities(self.channel).max_text
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = BackgroundTasks("wecom_kf")
 
     def mount(self, app: web.Application) -> None:
         app.router.add_get(PATH, self.callback)
@@ -136,27 +135,15 @@ class WeComKfAdapter:
 
     async def close(self) -> None:
         """Let running pulls finish (briefly), then close our HTTP session. Idempotent."""
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=5.0)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        await self._tasks.close()
         await self.api.close()
 
     async def idle(self) -> None:
         """Wait until the background pulls started so far are done (tests, shutdown)."""
-        while self._tasks:
-            await asyncio.wait(set(self._tasks))
+        await self._tasks.idle()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("wecom_kf pull failed", exc_info=task.exception())
+        self._tasks.spawn(coro)
 
     # ---- the callback ---------------------------------------------------------------------------
     async def callback(self, request: web.Request) -> web.StreamResponse:

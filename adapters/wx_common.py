@@ -11,7 +11,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any, Protocol
 
 import aiohttp
@@ -176,3 +176,39 @@ def reply_texts(replies: Sequence[TranscriptEntry], limit: int) -> list[str]:
     fewer messages, because both platforms allow only 5 API messages per buyer message."""
     joined = "\n\n".join(t for t in (as_text(e).strip() for e in replies) if t)
     return split_text(joined, limit, "bytes") if joined else []
+
+
+class BackgroundTasks:
+    """Tasks that outlive the platform's request (late sends, pulls); finished or cancelled on close."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def __bool__(self) -> bool:
+        return bool(self._tasks)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], report: bool = True) -> asyncio.Task[Any]:
+        """`report=False` when the caller awaits the task and handles its errors itself."""
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(lambda t: self._done(t, report))
+        return task
+
+    def _done(self, task: asyncio.Task[Any], report: bool) -> None:
+        self._tasks.discard(task)
+        if report and not task.cancelled() and task.exception() is not None:
+            log.error("%s background task failed", self.name, exc_info=task.exception())
+
+    async def idle(self) -> None:
+        """Wait until the tasks started so far are done."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Let running tasks finish (briefly), cancel the rest."""
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
