@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -23,3 +25,23 @@ def own_origins(request: web.Request, public_url: str) -> set[str]:
         parts = urlsplit(public_url)
         origins.add(f"{parts.scheme}://{parts.netloc}")
     return origins
+
+
+class OpenSockets:
+    """The WebSockets an adapter has open, closed with 1001 (going away) when the server shuts down,
+    so clients reconnect to another process at once instead of holding the shutdown up."""
+
+    def __init__(self) -> None:
+        self._open: set[web.WebSocketResponse] = set()
+
+    @contextmanager
+    def track(self, ws: web.WebSocketResponse) -> Iterator[None]:
+        self._open.add(ws)
+        try:
+            yield
+        finally:
+            self._open.discard(ws)
+
+    async def close_all(self, app: web.Application) -> None:
+        for ws in list(self._open):
+            await ws.close(code=1001, message=b"server shutdown")

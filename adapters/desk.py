@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from adapters.common import encodable, own_origins
+from adapters.common import OpenSockets, encodable, own_origins
 from bot.auth import new_token, verify_password
 from bot.coach import Coach
 from bot.config import Config
@@ -46,10 +46,10 @@ class Desk:
         self.coach = coach
         self._submit = submit
         self._listen = listen
-        self._open: set[web.WebSocketResponse] = set()
+        self._sockets = OpenSockets()
 
     def mount(self, app: web.Application) -> None:
-        app.on_shutdown.append(self.close_all)
+        app.on_shutdown.append(self._sockets.close_all)
         app.router.add_get("/desk", self.to_desk)
         app.router.add_get("/desk/", self.page)
         app.router.add_get("/desk/desk.js", self._static("desk.js", "text/javascript"))
@@ -131,16 +131,9 @@ class Desk:
             await ws.send_json({"type": "error", "code": "not_logged_in", "message": "log in at /desk/ first"})
             await ws.close(code=4401, message=b"not logged in")
             return ws
-        self._open.add(ws)
-        try:
+        with self._sockets.track(ws):
             await _DeskSocket(self, ws, username).run()
-        finally:
-            self._open.discard(ws)
         return ws
-
-    async def close_all(self, app: web.Application) -> None:
-        for ws in list(self._open):
-            await ws.close(code=1001, message=b"server shutdown")
 
 
 class _DeskSocket:

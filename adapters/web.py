@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from adapters.common import encodable, own_origins
+from adapters.common import OpenSockets, encodable, own_origins
 from bot.config import WebChannel
 from bot.types import Customer, Inbound, Outcome, TranscriptEntry
 
@@ -70,10 +70,10 @@ class WebWidget:
         self._history = history
         self._listen = listen
         self.public_url = public_url
-        self._open: set[web.WebSocketResponse] = set()
+        self._sockets = OpenSockets()
 
     def mount(self, app: web.Application) -> None:
-        app.on_shutdown.append(self.close_all)
+        app.on_shutdown.append(self._sockets.close_all)
         app.router.add_get("/", self.shop_page)
         app.router.add_get("/widget.js", self.widget_js)
         app.router.add_get("/widget/ws", self.socket)
@@ -122,18 +122,12 @@ class WebWidget:
             return ws
         await ws.prepare(request)
         session = _Socket(self, ws)
-        self._open.add(ws)
-        try:
-            await session.run()
-        finally:
-            self._open.discard(ws)
-            session.detach()
+        with self._sockets.track(ws):
+            try:
+                await session.run()
+            finally:
+                session.detach()
         return ws
-
-    async def close_all(self, app: web.Application) -> None:
-        """On shutdown: close open sockets (1001 going away) so the widgets reconnect elsewhere."""
-        for ws in list(self._open):
-            await ws.close(code=1001, message=b"server shutdown")
 
 
 class _Socket:

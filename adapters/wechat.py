@@ -18,7 +18,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 import xmltodict
@@ -29,20 +29,18 @@ from wechatpy.events import BaseEvent
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.messages import TextMessage, UnknownMessage
 
-from adapters.wx_common import ApiClient, Reject as _Reject, TokenStore, no_doctype as _no_doctype
-from adapters.wx_common import BackgroundTasks, read_body, reply_texts, same as _same, sign
-from bot.channels import as_text, capabilities, split_text
+from adapters.wx_common import ApiClient, BackgroundTasks, QuotaStore, Reject as _Reject, check_quota
+from adapters.wx_common import no_doctype as _no_doctype, outbox_texts, read_body, reply_texts, same as _same, send_replies, sign
+from bot.channels import capabilities
 from bot.config import WeChatChannel
 from bot.delivery import DeliveryError
-from bot.types import Customer, Inbound, Kind, Outcome, Sender, TranscriptEntry
+from bot.types import Customer, Inbound, Kind, Outcome
 
 log = logging.getLogger(__name__)
 
 PATH = "/wechat/callback"
 MAX_BODY = 64 * 1024                 # WeChat's own messages are a few KiB
 FRESHNESS = 300.0                    # seconds a signed timestamp may differ from our clock
-WINDOW = 48 * 3600.0                 # customer-service API: 5 messages within 48 h of the buyer's last message
-WINDOW_MESSAGES = 5
 REFUSALS = {45015: "outside the 48-hour window", 45047: "5-message quota used", 43004: "buyer unsubscribed",
             40003: "unknown openid", 43019: "buyer blocked the account", 45002: "message too long",
             48001: "no customer-service API permission"}
@@ -57,19 +55,7 @@ Submit = Callable[[Inbound, str | None], Awaitable[Outcome]]
 OnFailure = Callable[[str, dict[str, Any], str], Awaitable[None]]
 
 
-class TokenCache(TokenStore, Protocol):
-    """Shared WeChat state for one app_id, kept in Redis so every process sees the same values: the
-    access_token (TokenStore) and the per-buyer counts behind the 48-hour / 5-message rule."""
-
-    async def mark_buyer_message(self, openid: str, ts: float) -> None:
-        """Remember when the buyer last wrote (opens a new 48-hour window); keep it >= 48 h."""
-
-    async def last_buyer_message(self, openid: str) -> float | None:
-        """When the buyer last wrote, or None."""
-
-    async def count_api_message(self, openid: str, message_key: str, window_start: float, now: float) -> int:
-        """Record one API message (idempotent per message_key) and return how many were sent since
-        window_start, this one included (e.g. a sorted set: ZREMRANGEBYSCORE < window_start, ZADD, ZCARD)."""
+TokenCache = QuotaStore  # one app_id's shared state (bot/store.py WeChatTokens)
 
 
 def cdata(text: str) -> str:
@@ -260,19 +246,8 @@ class WeChatAdapter:
     async def _send_late(self, inbound: Inbound, texts: Sequence[str], first: int = 0) -> None:
         """A turn's replies that missed the passive reply go by API; a refusal is reported, not raised."""
         openid = inbound.conversation_id.split(":", 1)[1]
-        for i, text in enumerate(texts, start=first):
-            try:
-                await self._send(openid, text, f"{inbound.message_id}#{i}")
-            except Exception as exc:
-                if not isinstance(exc, DeliveryError):
-                    log.exception("%s: late reply failed", inbound.conversation_id)
-                    return
-                log.warning("%s: late reply not delivered (%s)", inbound.conversation_id, exc.reason)
-                if self.on_failure:
-                    message = TranscriptEntry(f"{inbound.message_id}#{i}", Sender.BOT, "\n\n".join(texts[i - first:]),
-                                              self.clock()).to_json()
-                    await self.on_failure(inbound.conversation_id, message, exc.reason)
-                return
+        await send_replies(self.channel, inbound.conversation_id, inbound.message_id, texts, first,
+                           lambda text, key: self._send(openid, text, key), self.on_failure, self.clock)
 
     # ---- the customer-service API (delivery) ----------------------------------------------------
     async def deliver(self, conversation_id: str, message: dict[str, Any]) -> None:
@@ -280,19 +255,11 @@ class WeChatAdapter:
         channel, _, openid = conversation_id.partition(":")
         if channel != self.channel or not _OPENID.match(openid):
             raise DeliveryError(f"not a wechat conversation: {conversation_id}", permanent=True)
-        buttons = tuple((str(b.get("label", "")), str(b.get("text", ""))) for b in message.get("buttons") or ())
-        entry = TranscriptEntry(str(message.get("id", "")), Sender.BOT, str(message.get("text", "")), 0.0, buttons=buttons)
-        for i, text in enumerate(split_text(as_text(entry), self._limit, "bytes")):
-            if text:
-                await self._send(openid, text, f"{entry.id or time.monotonic_ns()}#{i}")
+        for key, text in outbox_texts(message, self._limit):
+            await self._send(openid, text, key)
 
     async def _send(self, openid: str, text: str, key: str) -> None:
-        now = self.clock()
-        last = await self.cache.last_buyer_message(openid)
-        if last is None or now - last >= WINDOW:
-            raise DeliveryError(f"wechat: {REFUSALS[45015]}", permanent=True)
-        if await self.cache.count_api_message(openid, key, last, now) > WINDOW_MESSAGES:
-            raise DeliveryError(f"wechat: {REFUSALS[45047]}", permanent=True)
+        await check_quota(self.cache, openid, key, self.clock(), f"wechat: {REFUSALS[45015]}", f"wechat: {REFUSALS[45047]}")
         body = {"touser": openid, "msgtype": "text", "text": {"content": text}}
         data = await self.api.post("/cgi-bin/message/custom/send", body)
         code = data.get("errcode", 0)

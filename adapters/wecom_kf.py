@@ -31,19 +31,18 @@ from aiohttp import web
 from wechatpy.work.crypto import WeChatCrypto
 from wechatpy.work.exceptions import InvalidCorpIdException
 
-from adapters.wx_common import ApiClient, BackgroundTasks, Reject, TokenStore, no_doctype, read_body, reply_texts, same, sign
-from bot.channels import as_text, capabilities, split_text
+from adapters.wx_common import ApiClient, BackgroundTasks, QuotaStore, Reject, check_quota, no_doctype, outbox_texts
+from adapters.wx_common import read_body, reply_texts, same, send_replies, sign
+from bot.channels import capabilities
 from bot.config import WeComKfChannel
 from bot.delivery import DeliveryError
-from bot.types import Customer, Inbound, Kind, Outcome, Sender, TranscriptEntry
+from bot.types import Customer, Inbound, Kind, Outcome
 
 log = logging.getLogger(__name__)
 
 PATH = "/wecom-kf/callback"
 MAX_BODY = 64 * 1024                 # a kf callback is a few hundred bytes
 FRESHNESS = 300.0                    # seconds a signed timestamp may differ from our clock
-WINDOW = 48 * 3600.0                 # kf/send_msg: 5 messages within 48 h of the buyer's last message
-WINDOW_MESSAGES = 5
 SYNC_LIMIT = 1000                    # sync_msg's maximum page
 MAX_PAGES = 50                       # per Token: a runaway has_more cannot keep a puller forever
 PULL_LOCK_TTL = 60.0                 # renewed after every page
@@ -65,12 +64,9 @@ Submit = Callable[[Inbound, str | None], Awaitable[Outcome]]
 OnFailure = Callable[[str, dict[str, Any], str], Awaitable[None]]
 
 
-class KfState(TokenStore, Protocol):
+class KfState(QuotaStore, Protocol):
     """Shared WeCom state of one corp (bot/store.py WeComKfState)."""
 
-    async def mark_buyer_message(self, openid: str, ts: float) -> None: ...
-    async def last_buyer_message(self, openid: str) -> float | None: ...
-    async def count_api_message(self, openid: str, message_key: str, window_start: float, now: float) -> int: ...
     async def get_cursor(self, open_kfid: str) -> str: ...
     async def set_cursor(self, open_kfid: str, cursor: str) -> None: ...
     async def offer_pull(self, open_kfid: str, sync_token: str) -> None: ...
@@ -327,27 +323,16 @@ class WeComKfAdapter:
     async def _send_replies(self, inbound: Inbound, texts: Sequence[str], first: int = 0) -> None:
         """A turn's replies by send_msg; a refusal is reported to the desk, not raised (the buyer's
         message is handled; the cursor may advance)."""
-        for i, text in enumerate(texts, start=first):
-            try:
-                await self._send(inbound.conversation_id, text, f"{inbound.message_id}#{i}")
-            except DeliveryError as exc:
-                log.warning("%s: reply not delivered (%s)", inbound.conversation_id, exc.reason)
-                if self.on_failure:
-                    message = TranscriptEntry(f"{inbound.message_id}#{i}", Sender.BOT, "\n\n".join(texts[i - first:]),
-                                              self.clock()).to_json()
-                    await self.on_failure(inbound.conversation_id, message, exc.reason)
-                return
+        await send_replies(self.channel, inbound.conversation_id, inbound.message_id, texts, first,
+                           lambda text, key: self._send(inbound.conversation_id, text, key), self.on_failure, self.clock)
 
     # ---- kf/send_msg (delivery) -----------------------------------------------------------------
     async def deliver(self, conversation_id: str, message: dict[str, Any]) -> None:
         """Send one outbox message (agent reply, notice); DeliveryError when WeCom refuses it."""
         if parse_conversation(conversation_id) is None:
             raise DeliveryError(f"not a wecom_kf conversation: {conversation_id}", permanent=True)
-        buttons = tuple((str(b.get("label", "")), str(b.get("text", ""))) for b in message.get("buttons") or ())
-        entry = TranscriptEntry(str(message.get("id", "")), Sender.BOT, str(message.get("text", "")), 0.0, buttons=buttons)
-        for i, text in enumerate(split_text(as_text(entry), self._limit, "bytes")):
-            if text:
-                await self._send(conversation_id, text, f"{entry.id or time.monotonic_ns()}#{i}")
+        for key, text in outbox_texts(message, self._limit):
+            await self._send(conversation_id, text, key)
 
     async def _send(self, cid: str, text: str, key: str) -> None:
         ids = parse_conversation(cid)
@@ -355,12 +340,7 @@ class WeComKfAdapter:
             raise DeliveryError(f"not a wecom_kf conversation: {cid}", permanent=True)
         open_kfid, user = ids
         buyer = cid.partition(":")[2]
-        now = self.clock()
-        last = await self.state.last_buyer_message(buyer)
-        if last is None or now - last >= WINDOW:
-            raise DeliveryError(f"wecom_kf: {REFUSALS[95002]}", permanent=True)
-        if await self.state.count_api_message(buyer, key, last, now) > WINDOW_MESSAGES:
-            raise DeliveryError(f"wecom_kf: {REFUSALS[95001]}", permanent=True)
+        await check_quota(self.state, buyer, key, self.clock(), f"wecom_kf: {REFUSALS[95002]}", f"wecom_kf: {REFUSALS[95001]}")
         body = {"touser": user, "open_kfid": open_kfid, "msgtype": "text", "text": {"content": text}}
         data = await self.api.post("/cgi-bin/kf/send_msg", body)
         code = data.get("errcode", 0)

@@ -11,7 +11,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
 import aiohttp
@@ -19,7 +19,7 @@ from aiohttp import web
 
 from bot.channels import as_text, split_text
 from bot.delivery import DeliveryError
-from bot.types import TranscriptEntry
+from bot.types import Sender, TranscriptEntry
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,64 @@ class TokenStore(Protocol):
 
     async def release_refresh_lock(self) -> None:
         """Release the lock if this instance still holds it."""
+
+
+WINDOW = 48 * 3600.0                 # API messages: at most 5 within 48 h of the buyer's last message
+WINDOW_MESSAGES = 5
+
+
+class QuotaStore(TokenStore, Protocol):
+    """The token plus the per-buyer counts behind the 48-hour / 5-message rule both platforms apply."""
+
+    async def mark_buyer_message(self, openid: str, ts: float) -> None:
+        """Remember when the buyer last wrote (opens a new 48-hour window); keep it >= 48 h."""
+
+    async def last_buyer_message(self, openid: str) -> float | None:
+        """When the buyer last wrote, or None."""
+
+    async def count_api_message(self, openid: str, message_key: str, window_start: float, now: float) -> int:
+        """Record one API message (idempotent per message_key) and return how many were sent since
+        window_start, this one included."""
+
+
+async def check_quota(state: QuotaStore, buyer: str, key: str, now: float, closed: str, used_up: str) -> None:
+    """Raise a permanent DeliveryError when the 48-hour window is closed or its 5 messages are used."""
+    last = await state.last_buyer_message(buyer)
+    if last is None or now - last >= WINDOW:
+        raise DeliveryError(closed, permanent=True)
+    if await state.count_api_message(buyer, key, last, now) > WINDOW_MESSAGES:
+        raise DeliveryError(used_up, permanent=True)
+
+
+def outbox_texts(message: dict[str, Any], limit: int) -> list[tuple[str, str]]:
+    """An outbox message (buttons as numbered lines) cut to the platform's size, with a stable key
+    per part so a retried delivery counts once against the quota."""
+    buttons = tuple((str(b.get("label", "")), str(b.get("text", ""))) for b in message.get("buttons") or ())
+    entry = TranscriptEntry(str(message.get("id", "")), Sender.BOT, str(message.get("text", "")), 0.0, buttons=buttons)
+    key = entry.id or str(time.monotonic_ns())
+    return [(f"{key}#{i}", text) for i, text in enumerate(split_text(as_text(entry), limit, "bytes")) if text]
+
+
+async def send_replies(
+    name: str, cid: str, message_id: str, texts: Sequence[str], first: int,
+    send: Callable[[str, str], Awaitable[None]],
+    on_failure: Callable[[str, dict[str, Any], str], Awaitable[None]] | None,
+    clock: Callable[[], float],
+) -> None:
+    """A turn's replies sent by API, in order; a refusal is reported to the desk (with what was not
+    sent) and stops the rest, anything unexpected is logged. Never raises."""
+    for i, text in enumerate(texts, start=first):
+        try:
+            await send(text, f"{message_id}#{i}")
+        except DeliveryError as exc:
+            log.warning("%s: reply not delivered (%s)", cid, exc.reason)
+            if on_failure:
+                rest = "\n\n".join(texts[i - first:])
+                await on_failure(cid, TranscriptEntry(f"{message_id}#{i}", Sender.BOT, rest, clock()).to_json(), exc.reason)
+            return
+        except Exception:
+            log.exception("%s: %s reply failed", cid, name)
+            return
 
 
 class Reject(Exception):
