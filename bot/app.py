@@ -22,7 +22,6 @@ from bot.embedded import EmbeddedRedis
 from bot.engine import Engine
 from bot.faq import FaqMatcher, load_faq_files
 from bot.handoff import HandoffService
-from bot.hours import ShopClock
 from bot.hub import Hub
 from bot.phrasebook import Phrasebook
 from bot.router import Router
@@ -44,7 +43,7 @@ MAX_BODY = 1024 * 1024
 
 def build_router(config: Config, phrasebook: Phrasebook, matcher: FaqMatcher) -> Router:
     """The handler order is the product's behaviour; keep it explicit."""
-    clock = ShopClock(config.shop.hours, config.shop.zone)
+    clock = config.shop.clock
     groups = {g: config.group_display(g) for g in config.group_names}
     return Router([
         AgentAction(phrasebook, groups),            # the desk's reply / close / transfer

@@ -5,17 +5,17 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass
-from datetime import time
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from bot.hours import CLOSED, DAYS, Schedule, ShopClock, parse_windows
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -51,21 +51,44 @@ class RedisConfig(_Section):
         return v
 
 
-@dataclass(frozen=True)
-class BusinessHours:
-    open: time
-    close: time
+def _windows(v: str | None) -> str | None:
+    """Check an opening-hours string (see bot/hours.py); the error message names what is wrong."""
+    if v is not None:
+        parse_windows(v)
+    return v.strip() if v is not None else None
 
-    def label(self, which: Literal["open", "close"]) -> str:
-        t = self.open if which == "open" else self.close
-        return t.strftime("%H:%M") if t != time.max else "24:00"
+
+class WeekHours(_Section):
+    """`[shop.hours]`: opening windows per weekday; a day not listed uses `shop.business_hours`."""
+
+    mon: str | None = None
+    tue: str | None = None
+    wed: str | None = None
+    thu: str | None = None
+    fri: str | None = None
+    sat: str | None = None
+    sun: str | None = None
+
+    _check = field_validator(*DAYS)(_windows)
+
+
+class HoursException(_Section):
+    """`[[shop.exceptions]]`: a dated holiday or special opening that replaces that day's hours."""
+
+    date: date
+    hours: str = CLOSED
+    note: str = ""
+
+    _check = field_validator("hours")(_windows)
 
 
 class ShopConfig(_Section):
     name: str = "小二优选"
     locale: Literal["zh-CN", "zh-TW", "en"] = "zh-CN"
     timezone: str = "Asia/Shanghai"
-    business_hours: str = "09:00-18:30"
+    business_hours: str = "09:00-18:30"   # every day, unless [shop.hours] says otherwise for a weekday
+    hours: WeekHours = Field(default_factory=WeekHours)
+    exceptions: list[HoursException] = Field(default_factory=list)
     phrasebook_dir: str = ""  # "" = the phrasebook/ shipped with Xiaoer
 
     @field_validator("timezone")
@@ -77,27 +100,21 @@ class ShopConfig(_Section):
             raise ValueError(f"unknown time zone {v!r} (use an IANA name such as Asia/Shanghai)") from None
         return v
 
-    @field_validator("business_hours")
-    @classmethod
-    def _hours(cls, v: str) -> str:
-        m = _HOURS.match(v.strip())
-        if not m:
-            raise ValueError(f"expected HH:MM-HH:MM, got {v!r}")
-        start, end = (int(m[1]), int(m[2])), (int(m[3]), int(m[4]))
-        if end <= start or (end[0] == 24 and end[1] != 0):
-            raise ValueError(f"closing time must come after opening time, got {v!r}")
-        return v.strip()
+    _business_hours = field_validator("business_hours")(_windows)
 
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
     @property
-    def hours(self) -> BusinessHours:
-        m = _HOURS.match(self.business_hours)
-        assert m
-        close = time.max if m[3] == "24" else time(int(m[3]), int(m[4]))
-        return BusinessHours(time(int(m[1]), int(m[2])), close)
+    def schedule(self) -> Schedule:
+        every_day = parse_windows(self.business_hours)
+        weekly = tuple(parse_windows(getattr(self.hours, d)) if getattr(self.hours, d) is not None else every_day for d in DAYS)
+        return Schedule(weekly, {e.date: parse_windows(e.hours) for e in self.exceptions})
+
+    @property
+    def clock(self) -> ShopClock:
+        return ShopClock(self.schedule, self.zone)
 
 
 class FaqConfig(_Section):
@@ -221,6 +238,11 @@ class Config(_Section):
                 problems.append(f"handoff.routes.{key}: unknown reason (use {', '.join(DISPUTE_CLASSES)})")
             elif group not in names:
                 problems.append(f"handoff.routes.{key}: unknown group {group!r}")
+        seen_dates: set[date] = set()
+        for i, exception in enumerate(self.shop.exceptions):
+            if exception.date in seen_dates:
+                problems.append(f"shop.exceptions[{i}].date: {exception.date} is listed twice")
+            seen_dates.add(exception.date)
         if self.handoff.default_group and self.handoff.default_group not in names:
             problems.append(f"handoff.default_group: unknown group {self.handoff.default_group!r}")
         tg = self.channels.telegram

@@ -18,7 +18,6 @@ from typing import Any
 from bot import metrics
 from bot.channels import pushes
 from bot.config import Config
-from bot.hours import ShopClock
 from bot.phrasebook import Phrasebook
 from bot.store import Store, stamp
 from bot.types import Inbound, Sender, Session, State, TranscriptEntry
@@ -34,7 +33,7 @@ class HandoffService:
         self.store = store
         self.phrasebook = phrasebook
         self.clock = clock
-        self.shop_clock = ShopClock(config.shop.hours, config.shop.zone)
+        self.shop_clock = config.shop.clock
 
     # ---- routing context for the Lua steps ------------------------------------------------------
     def routing(self, now: float) -> dict[str, Any]:
@@ -111,10 +110,7 @@ class HandoffService:
         now = self.clock()
         values = {"position": str(position), "wait": str(await self.estimated_wait(position))}
         if not self.shop_clock.is_open(now):
-            hours = self.config.shop.hours
-            back_id = "system.back_today" if self.shop_clock.back_today(now) else "system.back_tomorrow"
-            opening = hours.label("open")
-            values |= {"open": opening, "close": hours.label("close"), "back": self.phrasebook.text(back_id, locale, open=opening)}
+            values |= self.shop_clock.back_values(now, self.phrasebook.text, locale)
             pid = "system.handoff_off_hours"
         elif online == 0:
             pid = "system.handoff_nobody_online"

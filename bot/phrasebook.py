@@ -18,10 +18,12 @@ from bot.textnorm import to_traditional
 # Phrases the bot itself needs; a phrasebook without them is refused at start-up.
 REQUIRED = (
     "system.welcome", "system.welcome_named", "system.welcome_off_hours", "system.welcome_off_hours_named",
-    "system.back_today", "system.back_tomorrow", "system.greeting_again", "system.rephrase",
+    "system.back_today", "system.back_tomorrow", "system.back_on", "system.back_date", "system.back_later",
+    "system.day_mon", "system.day_tue", "system.day_wed", "system.day_thu", "system.day_fri", "system.day_sat", "system.day_sun",
+    "system.greeting_again", "system.rephrase",
     "system.offer_human", "system.unsupported", "system.too_long",
 )
-PLACEHOLDERS = frozenset({"shop", "name", "open", "close", "back", "agent", "group", "position", "wait"})
+PLACEHOLDERS = frozenset({"shop", "name", "open", "close", "back", "agent", "group", "position", "wait", "day", "month", "mday"})
 BASE_LOCALES = ("zh-CN", "en")
 
 

@@ -53,14 +53,7 @@ class Greeting:
         return self._phrase(pid, ctx, open_now)
 
     def _phrase(self, pid: str, ctx: Context, open_now: bool = True) -> Reply:
-        hours = self.clock.hours
-        values = {
-            "shop": self.shop_name,
-            "name": ctx.session.customer_name or "",
-            "open": hours.label("open"),
-            "close": hours.label("close"),
-        }
+        values = {"shop": self.shop_name, "name": ctx.session.customer_name or ""}
         if not open_now:
-            back_id = "system.back_today" if self.clock.back_today(ctx.now) else "system.back_tomorrow"
-            values["back"] = self.phrasebook.text(back_id, ctx.locale, **values)
+            values |= self.clock.back_values(ctx.now, self.phrasebook.text, ctx.locale)
         return Reply(text=self.phrasebook.text(pid, ctx.locale, **values), phrase=pid)

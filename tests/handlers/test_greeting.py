@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from bot.config import parse_config
-from bot.hours import ShopClock
 from bot.phrasebook import Phrasebook
 from bot.router import Context
 from bot.types import Customer, Inbound, Session, State
@@ -14,7 +13,7 @@ from tests.conftest import ROOT, shop_time
 
 PHRASES = Phrasebook.load(ROOT / "phrasebook")
 SHOP = parse_config({}, env={}).shop
-GREETING = Greeting(PHRASES, ShopClock(SHOP.hours, SHOP.zone), "小二优选")
+GREETING = Greeting(PHRASES, SHOP.clock, "小二优选")
 
 
 def ctx(text: str, state: State = State.NEW, hour: int = 10, name: str | None = None, locale: str = "zh-CN") -> Context:
