@@ -202,7 +202,7 @@ class _DeskSocket:
             await self.desk.service.set_status(self.username, status)
             await self.send({"type": "status", "status": status})
             return
-        if kind not in ("reply", "close", "transfer"):
+        if kind not in ("reply", "close", "transfer", "pick"):
             await self.error("bad_frame", f"unknown frame type {kind[:32]!r}")
             return
         cid = frame.get("conversation")
@@ -211,6 +211,11 @@ class _DeskSocket:
             return
         if kind == "reply":
             await self.reply(cid, frame)
+        elif kind == "pick":
+            await self.act(Inbound(channel="", conversation_id=cid, message_id=f"desk:{uuid.uuid4().hex}",
+                                   customer=Customer(self.username), kind=Kind.AGENT_PICK, agent=self.username),
+                           {"target_full": "您的接待量已满，请先结束一个会话 / you have no free capacity",
+                            "target_offline": "您的客服台未连接 / your desk is not connected"})
         elif kind == "close":
             await self.act(Inbound(channel="", conversation_id=cid, message_id=f"desk:{uuid.uuid4().hex}",
                                    customer=Customer(self.username), kind=Kind.AGENT_CLOSE, agent=self.username))
@@ -256,7 +261,7 @@ class _DeskSocket:
         await self.act(Inbound(channel="", conversation_id=cid, message_id=f"desk:{uuid.uuid4().hex}",
                                customer=Customer(self.username), kind=Kind.AGENT_TRANSFER, agent=self.username, target=target))
 
-    async def act(self, inbound: Inbound) -> None:
+    async def act(self, inbound: Inbound, own: dict[str, str] | None = None) -> None:
         try:
             outcome = await self.desk._submit(inbound, None)
         except Exception:
@@ -269,7 +274,9 @@ class _DeskSocket:
                 "target_offline": "对方客服不在线 / that agent is not online",
                 "same_agent": "会话已经在该客服名下 / the chat is already with that agent",
                 "target_full": "对方客服接待已满 / that agent has no free capacity",
+                "not_queued": "这位顾客已不在排队中（可能已被其他客服接入） / this buyer is no longer waiting",
             }
+            messages |= own or {}
             await self.error(outcome.error, messages.get(outcome.error, outcome.error), conversation=inbound.conversation_id)
 
     async def on_event(self, event: dict[str, Any]) -> None:

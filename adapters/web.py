@@ -33,6 +33,8 @@ HELLO_TIMEOUT = 15.0
 _VISITOR = re.compile(r"^[0-9a-f]{32}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _LOCALES = {"zh-CN", "zh-TW", "en"}
+MAX_PAGE_URL = 512
+MAX_PAGE_TITLE = 200
 
 Submit = Callable[[Inbound, str | None], Awaitable[Outcome]]
 History = Callable[[str], Awaitable[list[TranscriptEntry]]]
@@ -140,6 +142,7 @@ class _Socket:
         self.visitor: str | None = None
         self.customer: Customer | None = None
         self.limit = RateLimit()
+        self.page: tuple[str, str] = ("", "")  # (url, title) of the page the widget runs on
         self._unlisten: Callable[[], None] | None = None
         self._send_lock = asyncio.Lock()
 
@@ -203,6 +206,12 @@ class _Socket:
         if self.visitor and self.visitor != visitor:
             await self.error("bad_frame", "this socket already belongs to another visitor")
             return True
+        page = page_of(frame)
+        if page is None:
+            await self.error("bad_frame", "'page' must be {\"url\": \"http(s)://...\", \"title\": \"...\"}")
+            return True
+        if any(page):
+            self.page = page
         name = frame.get("name")
         name = name if isinstance(name, str) and encodable(name) else None
         locale = frame.get("locale")
@@ -246,12 +255,18 @@ class _Socket:
             limit = self.widget.config.max_message_chars
             await self.error("too_long", f"a message may have at most {limit} characters", id=client_id, limit=limit)
             return
+        page = page_of(frame)
+        if page is None:
+            await self.error("bad_frame", "'page' must be {\"url\": \"http(s)://...\", \"title\": \"...\"}", id=client_id)
+            return
         if not self.limit.allow():
             await self.error("rate_limited", "too many messages at once; please wait a moment", id=client_id)
             return
+        if any(page):
+            self.page = page
         inbound = Inbound(
             channel=self.widget.channel, conversation_id=self.conversation_id, message_id=client_id,
-            customer=self.customer, text=text.strip(), ts=time.time(),
+            customer=self.customer, text=text.strip(), ts=time.time(), page_url=self.page[0], page_title=self.page[1],
         )
         try:
             outcome = await self.widget._submit(inbound, self.id)
@@ -271,3 +286,21 @@ class _Socket:
             return  # this socket already got the replies from the engine
         for message in event.get("messages", ()):
             await self.send(message)
+
+
+def page_of(frame: dict[str, Any]) -> tuple[str, str] | None:
+    """The optional `page` of a hello or message frame: ("", "") when absent, None when malformed.
+
+    Only http(s) URLs are kept (a desk link must never be javascript:); both parts are cut to size.
+    """
+    page = frame.get("page")
+    if page is None:
+        return ("", "")
+    if not isinstance(page, dict):
+        return None
+    url, title = page.get("url", ""), page.get("title", "")
+    if not isinstance(url, str) or not isinstance(title, str) or not encodable(url) or not encodable(title):
+        return None
+    if not re.match(r"^https?://", url, re.IGNORECASE):
+        url = ""
+    return (url[:MAX_PAGE_URL], " ".join(title.split())[:MAX_PAGE_TITLE])

@@ -59,6 +59,8 @@ class Engine:
             if inbound.from_buyer:
                 name = inbound.customer.name or session.customer_name
                 session = session.evolve(customer_name=name, locale=locale, last_buyer_at=now)
+                if inbound.page_url:
+                    session = session.evolve(page_url=inbound.page_url, page_title=inbound.page_title)
             ctx = Context(inbound=inbound, session=session, now=now, locale=locale)
             try:
                 result = self.router.route(ctx)

@@ -8,6 +8,7 @@ inside the store's Lua scripts; this module renders what they did.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import statistics
@@ -59,7 +60,7 @@ class HandoffService:
         notices: list[TranscriptEntry] = []
         for r in results:
             kind, outcome = r.get("kind"), r.get("outcome")
-            if kind in ("handoff", "transfer", "reassign"):
+            if kind in ("handoff", "transfer", "reassign", "pick"):
                 if r.get("from"):
                     reason = {"transfer": "transfer", "reassign": "first_response_timeout"}.get(kind, kind)
                     await self.desk(r["from"], {"type": "unassigned", "conversation": cid, "reason": reason})
@@ -84,7 +85,7 @@ class HandoffService:
                     reason = {"timer": "idle", "unfollow": "unsubscribe"}.get(str(inbound.kind), "closed")
                     await self.desk(r["from"], {"type": "unassigned", "conversation": cid, "reason": reason})
                 freed = True
-        if any(r.get("kind") in ("handoff", "transfer", "reassign", "close") and r.get("outcome") not in ("already", "stale", "not_open", "kept")
+        if any(r.get("kind") in ("handoff", "transfer", "reassign", "close", "pick") and r.get("outcome") not in ("already", "stale", "not_open", "kept")
                for r in results):
             await self.store.publish({"type": "queue_changed", "broadcast": True})
         if freed:
@@ -165,6 +166,7 @@ class HandoffService:
             "customer": {
                 "name": session.customer_name, "locale": session.locale, "first_seen": session.created_at,
                 "tags": [t for t in session.tags.split(",") if t], "past_conversations": session.cases,
+                "tag": buyer_tag(cid), "page": page_of(session),
             },
             "history": [desk_message(e) for e in history],
             "assigned_at": handoff.assigned_at if handoff else None,
@@ -206,7 +208,8 @@ class HandoffService:
                 session = await self.store.load_session(cid, "")
                 last = [e for e in await self.store.history(cid, limit=10) if e.sender is Sender.VISITOR]
                 out.append({
-                    "id": cid, "group": group, "channel": session.channel, "customer": {"name": session.customer_name},
+                    "id": cid, "group": group, "channel": session.channel,
+                    "customer": {"name": session.customer_name, "tag": buyer_tag(cid), "page": page_of(session)},
                     "waiting_since": session.handoff.queued_at if session.handoff else None,
                     "preview": last[-1].text if last else "", "position": position,
                 })
@@ -247,6 +250,16 @@ def desk_message(e: TranscriptEntry) -> dict[str, Any]:
     if out["from"] == "visitor":
         out["from"] = "customer"
     return out
+
+
+def buyer_tag(cid: str) -> str:
+    """Four stable hex digits from the conversation id: anonymous buyers show as "访客 3F2A", told
+    apart at a glance (the desk derives the avatar colour from the same id)."""
+    return hashlib.sha1(cid.encode()).hexdigest()[:4].upper()
+
+
+def page_of(session: Session) -> dict[str, str] | None:
+    return {"url": session.page_url, "title": session.page_title} if session.page_url else None
 
 
 def is_handed_off(session: Session) -> bool:

@@ -52,11 +52,11 @@ class StoreError(Exception):
 class NotAssigned(StoreError):
     """An agent acted on a chat it does not own (any more); nothing was written.
 
-    The message is the reason: NOT_ASSIGNED, SAME_AGENT, TARGET_OFFLINE or TARGET_FULL.
+    The message is the reason: NOT_ASSIGNED, SAME_AGENT, TARGET_OFFLINE, TARGET_FULL or NOT_QUEUED.
     """
 
 
-_REFUSALS = {"NOT_ASSIGNED", "SAME_AGENT", "TARGET_OFFLINE", "TARGET_FULL"}
+_REFUSALS = {"NOT_ASSIGNED", "SAME_AGENT", "TARGET_OFFLINE", "TARGET_FULL", "NOT_QUEUED"}
 
 
 class Store:

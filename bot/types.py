@@ -43,6 +43,7 @@ class Kind(StrEnum):
     AGENT_REPLY = "agent_reply"
     AGENT_CLOSE = "agent_close"
     AGENT_TRANSFER = "agent_transfer"
+    AGENT_PICK = "agent_pick"    # an agent takes a waiting buyer from its groups' queue
     TIMER = "timer"              # text = "<timer kind>|<version>", e.g. "frt|alice|1700000000.0"
     FOLLOW = "follow"            # the buyer followed / opened the account (WeChat subscribe): welcome them
     UNFOLLOW = "unfollow"        # the buyer unfollowed: close what is open, say nothing
@@ -68,6 +69,8 @@ class Inbound:
     ts: float = 0.0
     agent: str | None = None    # the acting agent for agent actions
     target: str | None = None   # transfer target: "group:<name>" or "agent:<username>"
+    page_url: str = ""          # the web page a widget buyer wrote from (checked by the adapter)
+    page_title: str = ""
 
     @property
     def from_buyer(self) -> bool:
@@ -103,6 +106,8 @@ class Session:
     cases: int = 0                  # past (closed) handoffs
     rating_pending: str = ""        # "1" after a close, until the buyer rates or moves on
     rating: str = ""                # the last satisfaction rating, 1-5
+    page_url: str = ""              # the page a widget buyer last wrote from, shown on the desk
+    page_title: str = ""
     # The handoff fields below are owned by the atomic handoff steps in the store (a separate hash);
     # handlers read them and ask for changes through effects.
     handoff: Handoff | None = None
@@ -136,7 +141,7 @@ class Effect:
 
     kind: "handoff" (group, reason) | "first_reply" (agent) | "reassign" (agent, version) |
           "transfer" (agent, group or target_agent) | "close" (reason, agent) | "rate" (score) |
-          "timer" (member, due)
+          "timer" (member, due) | "pick" (agent: takes the queued chat if it has room)
     """
 
     kind: str

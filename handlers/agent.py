@@ -1,4 +1,4 @@
-"""Agent actions from the desk (reply, close, transfer) as turns of the conversation.
+"""Agent actions from the desk (reply, close, transfer, pick from the queue) as turns of the conversation.
 
 The handler checks ownership against the session it was given; the commit checks it again
 atomically, so a late reply after a reassignment is refused even in a race with the timer.
@@ -22,9 +22,14 @@ class AgentAction:
 
     def handle(self, ctx: Context) -> Result | None:
         kind, agent = ctx.inbound.kind, ctx.inbound.agent
-        if kind not in (Kind.AGENT_REPLY, Kind.AGENT_CLOSE, Kind.AGENT_TRANSFER):
+        if kind not in (Kind.AGENT_REPLY, Kind.AGENT_CLOSE, Kind.AGENT_TRANSFER, Kind.AGENT_PICK):
             return None
         handoff = ctx.session.handoff
+        if kind == Kind.AGENT_PICK:
+            # capacity, presence and group are checked again atomically at commit
+            if handoff is None or handoff.state is not State.QUEUED:
+                return Result(record_message=False, error="not_queued")
+            return Result(effects=(Effect("pick", agent=agent),))
         if handoff is None or handoff.state is not State.WITH_AGENT or handoff.agent != agent:
             return Result(record_message=False, error="not_assigned")
         if kind == Kind.AGENT_REPLY:

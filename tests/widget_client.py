@@ -37,10 +37,11 @@ class WidgetClient:
             return {"type": "closed", "code": self.ws.close_code, "ws_type": msg.type}
         return json.loads(msg.data)
 
-    async def ask(self, text: str, id: str | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """Send a message; return the frames of its turn and the final ack (or error)."""
+    async def ask(self, text: str, id: str | None = None, **extra: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Send a message (extra fields such as `page` go into the frame); return the frames of its
+        turn and the final ack (or error)."""
         client_id = id or uuid.uuid4().hex
-        await self.send({"type": "message", "id": client_id, "text": text})
+        await self.send({"type": "message", "id": client_id, "text": text, **extra})
         frames: list[dict[str, Any]] = []
         while True:
             frame = await self.receive()

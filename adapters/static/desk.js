@@ -48,7 +48,6 @@
   };
   const LOCALES = { "zh-CN": "简体中文", "zh-TW": "繁體中文", en: "English" };
   const FROM = ["customer", "agent", "bot", "system"];
-  const AVATAR_COLORS = ["#e8875b", "#d9a441", "#6aa882", "#5b9bd5", "#9b7fd1", "#d97896", "#4fa3a5", "#b08968"];
 
   // ---------------------------------------------------------------------------------------------
   // State
@@ -157,10 +156,19 @@
     let x = 0;
     s = str(s);
     for (let i = 0; i < s.length; i++) x = (x * 31 + s.charCodeAt(i)) | 0;
-    return AVATAR_COLORS[Math.abs(x) % AVATAR_COLORS.length];
+    // 24 hues x 2 lightness levels: two buyers rarely share a colour
+    const n = Math.abs(x);
+    return "hsl(" + (n % 24) * 15 + ", 55%, " + (Math.floor(n / 24) % 2 ? 46 : 56) + "%)";
   }
 
-  const customerName = (c) => str(c && c.customer && c.customer.name).trim() || "访客";
+  /** The buyer's name, or "访客 3F2A" (a stable tag from the conversation id) for anonymous buyers. */
+  function customerName(c) {
+    const cust = (c && c.customer) || {};
+    const name = str(cust.name).trim();
+    if (name) return name;
+    const tag = str(cust.tag).replace(/[^0-9A-Za-z]/g, "").slice(0, 8);
+    return tag ? "访客 " + tag : "访客";
+  }
   const channelLabel = (ch) => CHANNELS[ch] || str(ch) || "未知渠道";
   const reasonLabel = (r) => REASONS[r] || str(r);
 
@@ -177,7 +185,9 @@
   }
 
   function avatar(name, seed) {
-    const ch = Array.from(str(name).trim())[0] || "访";
+    // anonymous buyers ("访客 3F2A") show their tag's first two characters, everyone else a first letter
+    const anon = /^访客 ([0-9A-Za-z]{2})/.exec(str(name));
+    const ch = anon ? anon[1] : Array.from(str(name).trim())[0] || "访";
     const el = h("div", { class: "avatar", "aria-hidden": "true" }, ch);
     el.style.background = hashColor(seed || name); // CSSOM, not a style attribute (fine under a strict CSP)
     return el;
@@ -198,6 +208,96 @@
     box.appendChild(t);
     while (box.children.length > MAX_NOTICES) box.firstChild.remove();
     setTimeout(() => t.remove(), kind === "error" || kind === "warn" ? NOTICE_ERROR_MS : NOTICE_MS);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Alerts: a short beep (WebAudio, no sound file) and a desktop notification (with the browser's
+  // permission) for a new chat and for a buyer's message in a chat that is not in view.
+  // ---------------------------------------------------------------------------------------------
+  const MUTE_KEY = "xiaoer.desk.muted";
+  let audio = null;
+
+  function muted() {
+    try {
+      return localStorage.getItem(MUTE_KEY) === "1";
+    } catch (e) {
+      return false;
+    }
+  }
+
+  function unlockAudio() {
+    // browsers start audio only after a user gesture: create/resume the context on the first click
+    try {
+      if (!audio && (window.AudioContext || window.webkitAudioContext)) audio = new (window.AudioContext || window.webkitAudioContext)();
+      if (audio && audio.state === "suspended") audio.resume();
+    } catch (e) {
+      audio = null;
+    }
+  }
+
+  function beep() {
+    if (!audio || audio.state !== "running") return;
+    const t = audio.currentTime;
+    const osc = audio.createOscillator();
+    const gain = audio.createGain();
+    osc.type = "sine";
+    osc.frequency.setValueAtTime(880, t);
+    osc.frequency.setValueAtTime(1320, t + 0.09);
+    gain.gain.setValueAtTime(0.0001, t);
+    gain.gain.exponentialRampToValueAtTime(0.18, t + 0.02);
+    gain.gain.exponentialRampToValueAtTime(0.0001, t + 0.25);
+    osc.connect(gain).connect(audio.destination);
+    osc.start(t);
+    osc.stop(t + 0.26);
+  }
+
+  function alertAgent(title, body, id) {
+    if (muted()) return;
+    beep();
+    if (!window.Notification || Notification.permission !== "granted") return;
+    try {
+      const n = new Notification(title, { body: str(body).slice(0, 140), tag: "xiaoer-" + id, renotify: true, silent: true });
+      n.onclick = () => {
+        window.focus();
+        select(id);
+        n.close();
+      };
+    } catch (e) {
+      /* some browsers only allow notifications from a service worker */
+    }
+  }
+
+  function renderNotify() {
+    const btn = $("notify");
+    if (!btn) return;
+    const perm = window.Notification ? Notification.permission : "unsupported";
+    const on = !muted();
+    btn.setAttribute("data-on", on ? "true" : "false");
+    btn.setAttribute("data-permission", perm);
+    btn.querySelector(".notify-label").textContent = on ? "提醒开" : "提醒关";
+    btn.title = !on
+      ? "提醒已关闭 · 点击开启声音和桌面通知"
+      : perm === "granted"
+        ? "声音和桌面通知已开启 · 点击关闭"
+        : perm === "denied"
+          ? "声音已开启；桌面通知被浏览器拦截（可在地址栏的网站设置中允许）· 点击关闭"
+          : "声音已开启 · 点击允许桌面通知";
+  }
+
+  function toggleNotify() {
+    unlockAudio();
+    const perm = window.Notification ? Notification.permission : "unsupported";
+    if (!muted() && perm === "default") {
+      Notification.requestPermission().then(renderNotify, renderNotify);
+      return;
+    }
+    try {
+      localStorage.setItem(MUTE_KEY, muted() ? "0" : "1");
+    } catch (e) {
+      /* ignore */
+    }
+    renderNotify();
+    if (!muted()) beep();
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -324,6 +424,11 @@
   // ---------------------------------------------------------------------------------------------
   // Chat list + queue
   // ---------------------------------------------------------------------------------------------
+  function lastText(chat) {
+    const m = lastMessage(chat);
+    return m ? m.text : "";
+  }
+
   function lastMessage(chat) {
     for (let i = chat.history.length - 1; i >= 0; i--) {
       if (chat.history[i].text) return chat.history[i];
@@ -362,7 +467,7 @@
         tabindex: "0",
       },
       avatar(customerName(chat), chat.id),
-      h("span", { class: "unread-dot", title: "有新消息" }),
+      h("span", { class: "unread-dot", title: "有新消息", "data-count": chat.unread }, chat.unread > 99 ? "99+" : chat.unread > 0 ? String(chat.unread) : ""),
       h(
         "div",
         { class: "item-main" },
@@ -406,7 +511,7 @@
   }
 
   function queueItem(q) {
-    const name = str(q.customer && q.customer.name).trim() || "访客";
+    const name = customerName(q);
     const since = num(q.waiting_since);
     const wait = h("span", { class: "q-wait", "data-since": since == null ? "" : since });
     updateWait(wait);
@@ -426,9 +531,22 @@
           h("span", { class: "item-time" }, wait)
         ),
         h("div", { class: "item-preview", title: str(q.preview) }, str(q.preview).replace(/\s+/g, " ") || "（暂无消息）"),
-        q.group ? h("div", { class: "item-sub" }, h("span", { class: "badge group" }, groupLabel(q.group))) : null
+        h(
+          "div",
+          { class: "item-sub" },
+          q.group ? h("span", { class: "badge group" }, groupLabel(q.group)) : null,
+          h("button", { type: "button", class: "pick-btn", "data-pick": str(q.id), title: "接入这位顾客" }, "接入")
+        )
       )
     );
+  }
+
+  function pick(id) {
+    if (!S.connected || !wsSend({ type: "pick", conversation: id })) {
+      notice("未连接到服务器，请稍后再试", "error");
+      return;
+    }
+    S.picking = id; // opened as soon as it is assigned to us
   }
 
   function updateWait(el) {
@@ -504,7 +622,10 @@
   }
 
   function renderChatHead(chat) {
-    $("chat-name").textContent = customerName(chat);
+    const name = $("chat-name");
+    name.textContent = "";
+    append(name, [avatar(customerName(chat), chat.id), h("span", { class: "chat-who" }, customerName(chat))]);
+    name.title = "当前会话：" + customerName(chat);
     const meta = $("chat-meta");
     meta.textContent = "";
     append(meta, [
@@ -759,6 +880,7 @@
         "dl",
         { class: "cust-rows" },
         row("渠道", channelLabel(chat.channel)),
+        row("来自页面", pageLink(c.page)),
         row("语言", LOCALES[c.locale] || str(c.locale) || "—"),
         row("首次访问", formatDate(num(c.first_seen))),
         row("历史会话", past == null ? "—" : past + " 次"),
@@ -767,6 +889,13 @@
         row("标签", tags.length ? h("div", { class: "tags" }, tags.map((t) => h("span", { class: "tag" }, t))) : "—")
       )
     );
+  }
+
+  function pageLink(page) {
+    if (!page || typeof page !== "object") return "—";
+    const url = str(page.url);
+    if (!/^https?:\/\//i.test(url)) return "—";
+    return h("a", { href: url, target: "_blank", rel: "noopener noreferrer", class: "page-link", title: url }, str(page.title) || url);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -982,11 +1111,14 @@
     const chat = makeChat(c, prev);
     S.chats.set(id, chat);
     if (!prev) S.order.push(id);
+    const picked = S.picking === id;
+    if (picked) S.picking = null;
     if (!prev) {
       const why = chat.reason === "complaint" ? "（投诉）" : "";
       notice("新会话" + why + "：" + customerName(chat) + " · " + channelLabel(chat.channel), chat.reason === "complaint" ? "warn" : "ok");
+      if (!picked) alertAgent("新会话：" + customerName(chat), lastText(chat) || channelLabel(chat.channel), id);
     }
-    if (!S.selected) {
+    if (!S.selected || picked) {
       select(id);
     } else {
       renderChats();
@@ -1014,6 +1146,7 @@
     const isSelected = S.selected === chat.id;
     if (!isSelected && m.from !== "agent") chat.unread += 1;
     if (isSelected && document.hidden && m.from === "customer") S.hiddenUnread += 1;
+    if (m.from === "customer" && (!isSelected || document.hidden)) alertAgent(customerName(chat), m.text, chat.id);
     renderChats();
     if (isSelected) {
       appendToHistory(chat, m);
@@ -1088,6 +1221,7 @@
       S.statusPending = null;
       renderStatus();
     }
+    if (id && S.picking === id) S.picking = null;
     if (!id || !S.chats.has(id)) return;
     if (code === "not_assigned" || code === "unknown_conversation") {
       removeChat(id); // the server no longer has this chat for us
@@ -1339,6 +1473,13 @@
     });
 
     $("status").addEventListener("click", toggleStatus);
+    $("notify").addEventListener("click", toggleNotify);
+    document.addEventListener("pointerdown", unlockAudio, { passive: true });
+    document.addEventListener("keydown", unlockAudio, { passive: true });
+    $("queue").addEventListener("click", (ev) => {
+      const b = ev.target.closest("[data-pick]");
+      if (b) pick(b.getAttribute("data-pick"));
+    });
     $("logout").addEventListener("click", logout);
 
     $("phrase-search").addEventListener("input", () => {
@@ -1384,6 +1525,7 @@
     });
 
     setInterval(tick, 1000);
+    renderNotify();
     renderConn();
     renderChats();
     renderQueue();

@@ -639,7 +639,13 @@ textarea:focus { background: #fff; border-color: var(--xe-accent); box-shadow: 0
   }
 
   function transmit(entry) {
-    wsSend({ type: "message", id: entry.id, text: entry.text });
+    wsSend({ type: "message", id: entry.id, text: entry.text, page: currentPage() });
+  }
+
+  // The page the buyer is on (the desk shows it to the agent); only http(s) pages are sent.
+  function currentPage() {
+    if (!/^https?:$/.test(location.protocol)) return null;
+    return { url: String(location.href).slice(0, 512), title: String(document.title || "").slice(0, 200) };
   }
 
   function fromServer(m) {
@@ -952,6 +958,7 @@ textarea:focus { background: #fff; border-color: var(--xe-accent); box-shadow: 0
         token: store.get(KEY_TOKEN),
         name: NAME,
         locale: LOCALE,
+        page: currentPage(),
       });
       clearInterval(S.pingTimer);
       S.pingTimer = setInterval(() => {

@@ -19,6 +19,18 @@ for _, e in ipairs(effects) do
   if (e.kind == 'first_reply' or e.kind == 'close' or e.kind == 'transfer') and e.agent then
     if cur.state ~= 'WITH_AGENT' or cur.agent ~= e.agent then return redis.error_reply('NOT_ASSIGNED') end
   end
+  if e.kind == 'pick' then
+    -- taking a waiting buyer from the queue: the same checks as the automatic assignment, in the
+    -- same atomic step, so a chat never gets two owners
+    if cur.state ~= 'QUEUED' then return redis.error_reply('NOT_QUEUED') end
+    local member = false
+    for _, m in ipairs(ctx.members[cur.group] or {}) do if m[1] == e.agent then member = true end end
+    if not member then return redis.error_reply('NOT_QUEUED') end
+    -- an agent set to "away" gets no chats automatically but may still take one on purpose
+    if redis.call('ZCOUNT', ctx.p .. 'presence:' .. e.agent, ctx.now, '+inf') == 0 then return redis.error_reply('TARGET_OFFLINE') end
+    local cap = tonumber((ctx.capacity or {})[e.agent] or '0')
+    if redis.call('SCARD', chats_key(ctx.p, e.agent)) >= cap then return redis.error_reply('TARGET_FULL') end
+  end
   if e.kind == 'transfer' and e.target_agent then
     if e.target_agent == cur.agent then return redis.error_reply('SAME_AGENT') end
     if not is_online(ctx.p, e.target_agent, ctx.now) then return redis.error_reply('TARGET_OFFLINE') end
@@ -137,6 +149,9 @@ for _, e in ipairs(effects) do
   elseif e.kind == 'timer' then
     redis.call('ZADD', p .. 'timers', e.due, e.member)
     r.outcome = 'set'
+  elseif e.kind == 'pick' then
+    assign(p, cid, e.agent, now, ctx.timeout, ctx.max_reassignments)
+    r.outcome, r.agent, r.group = 'assigned', e.agent, cur.group
   elseif e.kind == 'rate' then
     redis.call('LPUSH', p .. 'stats:ratings', e.score)
     redis.call('LTRIM', p .. 'stats:ratings', 0, 999)
