@@ -153,6 +153,11 @@ class AgentConfig(_Section):
     password_hash: str
     groups: list[str] = Field(default_factory=list)
     capacity: int = Field(5, ge=1)
+    role: Literal["agent", "supervisor"] = "agent"  # supervisors also search every agent's chats
+
+    @property
+    def is_supervisor(self) -> bool:
+        return self.role == "supervisor"
 
     @field_validator("username")
     @classmethod

@@ -97,3 +97,10 @@ def test_check_config_on_unreadable_or_invalid_toml(tmp_path: Path):
     broken.write_text("[server\nport = 1", encoding="utf-8")
     result = run_cli("check-config", "--config", str(broken))
     assert result.returncode == 2 and "not valid TOML" in result.stderr
+
+
+def test_agent_role_defaults_to_agent_and_a_bad_role_names_the_key():
+    base = {"username": "li", "password_hash": "x"}
+    config = parse_config({"agents": [base, {**base, "username": "wang", "role": "supervisor"}]}, env={})
+    assert [a.is_supervisor for a in config.agents] == [False, True]
+    assert problems({"agents": [{**base, "role": "boss"}]})[0].startswith("agents[0].role:")
