@@ -20,7 +20,8 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from adapters.common import OpenSockets, encodable, own_origins
-from bot.auth import new_token, verify_password
+from adapters.login import LoginGuard
+from bot.auth import check_password, new_token
 from bot.coach import Coach
 from bot.config import Config
 from bot.handoff import HandoffService
@@ -30,8 +31,6 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 COOKIE = "xiaoer_desk"
 LOGIN_TTL = 12 * 3600
-MAX_FAILURES = 5            # per username within FAILURE_WINDOW, then 429
-FAILURE_WINDOW = 300
 HEARTBEAT = 15.0
 MAX_REPLY_CHARS = 4000
 _CONVERSATION = re.compile(r"^[a-z_]+:[A-Za-z0-9_.:@-]{1,128}$")
@@ -47,6 +46,7 @@ class Desk:
         self._submit = submit
         self._listen = listen
         self._sockets = OpenSockets()
+        self._guard = LoginGuard(service.store, config.server.trusted_proxies)
 
     def mount(self, app: web.Application) -> None:
         app.on_shutdown.append(self._sockets.close_all)
@@ -86,16 +86,20 @@ class Desk:
         if not isinstance(body, dict) or not isinstance(body.get("username"), str) or not isinstance(body.get("password"), str):
             return _error(400, "bad_request", "username and password are required")
         username, password = body["username"].strip().lower()[:64], body["password"][:1024]
-        store = self.service.store
         agent = self.config.agent(username)
-        # The lockout is checked before the password, so a locked account cannot be guessed at all.
-        if await store.login_failures(username) >= MAX_FAILURES:
-            return _error(429, "too_many_attempts", "too many failed logins; try again in a few minutes")
-        if not verify_password(agent.password_hash if agent else None, password):
-            await store.count_login_failure(username, FAILURE_WINDOW)
+        guard = self._guard
+        client = guard.client(request)
+        retry = await guard.admit(client, username)
+        if retry:
+            resp = _error(429, "too_many_attempts", "too many failed logins from this address; try again later")
+            resp.headers["Retry-After"] = str(retry)
+            return resp
+        if not await check_password(agent.password_hash if agent else None, password):
+            await guard.failed(username)
             return _error(401, "invalid_credentials", "用户名或密码不正确 / wrong username or password")
+        await guard.succeeded(client, username)
         token = new_token()
-        await store.create_login(token, username, LOGIN_TTL)
+        await self.service.store.create_login(token, username, LOGIN_TTL)
         resp = web.json_response({"ok": True, "agent": {"username": username, "display_name": agent.display_name or username}})  # type: ignore[union-attr]
         # Secure when the browser reached us over https, directly or through a TLS-terminating proxy
         # (the header can only make the cookie stricter, so trusting it is harmless).

@@ -1,9 +1,12 @@
 """The Telegram channel: a webhook (or long polling for development) on our own aiohttp server,
 python-telegram-bot for the types and the Bot API client.
 
-Every update is checked (secret header, constant time), normalised and submitted; the turn's replies
-go back through a rate limiter (per chat, per group, overall) that honours 429 retry_after. Later
-messages (agent replies, notices) come through `deliver`, called by the outbox worker.
+Every update is checked (secret header, constant time), validated field by field (any JSON gets 200 or
+400, never 500), normalised and submitted. The turn's replies are committed to the outbox with the
+turn, and the webhook answers 200 once that commit is done: the outbox worker sends them through
+`deliver`, in order, retrying while the Bot API fails. The channel connects in the background, so
+the rest of the bot runs while the Bot API is unreachable (GET /healthz says "degraded"); a token the
+Bot API rejects disables the channel with one log line naming channels.telegram.token.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -23,17 +27,23 @@ from aiohttp import web
 # Opt in to PTB's future behaviour (retry_after as a timedelta); _seconds() accepts both.
 os.environ.setdefault("PTB_TIMEDELTA", "1")
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
 
+from adapters.wx_common import BackgroundTasks
 from bot.channels import capabilities, split_text
 from bot.config import TelegramChannel
 from bot.delivery import DeliveryError
+from bot.health import ChannelHealth
 from bot.types import Customer, Inbound, Kind, Outcome
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
 SEND_ATTEMPTS = 3
+CONNECT_BACKOFF = (1.0, 60.0)        # first and longest wait between connection attempts
+MAX_ID = 2 ** 53                     # Telegram's ids fit in 52 bits; anything larger is not an update
+TOKEN_KEY = "channels.telegram.token"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 Submit = Callable[[Inbound, str | None], Awaitable[Outcome]]
 
 
@@ -83,71 +93,141 @@ class TelegramAdapter:
         self.bot = bot or Bot(config.token, base_url=config.api_base_url.rstrip("/") + "/bot",
                               request=HTTPXRequest(connection_pool_size=64, read_timeout=15.0))
         self.limiter = limiter or RateLimiter()
-        self._polling: asyncio.Task[None] | None = None
+        self.health = ChannelHealth(self.channel)
+        self._connector: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
         self._groups: set[int] = set()
+        self._parts_sent: dict[str, int] = {}   # long messages: parts already accepted, so a retry skips them
+        self._tasks = BackgroundTasks("telegram")
 
     def mount(self, app: web.Application) -> None:
         app.router.add_post("/telegram/webhook", self.webhook)
 
     async def start(self) -> None:
-        await self.bot.initialize()
-        if self.config.mode == "polling":
-            await self.bot.delete_webhook()
-            self._polling = asyncio.create_task(self._poll(), name="xiaoer-telegram-polling")
+        """Connect in the background: an unreachable Bot API must not stop the other channels."""
+        self._connector = asyncio.create_task(self._run(), name="xiaoer-telegram")
 
     async def stop(self) -> None:
-        if self._polling:
-            self._polling.cancel()
+        if self._connector:
+            self._connector.cancel()
             try:
-                await self._polling
+                await self._connector
             except (asyncio.CancelledError, Exception):
                 pass
-        await self.bot.shutdown()
+        await self._tasks.close(timeout=2.0)
+        try:
+            await self.bot.shutdown()
+        except Exception as exc:
+            log.warning("telegram shutdown: %s", type(exc).__name__)
+
+    async def connected(self) -> bool:
+        """Wait until the Bot API accepted the token (or the channel was disabled); True when usable."""
+        await self._connected.wait()
+        return not self.health.disabled
+
+    async def _run(self) -> None:
+        """getMe until it works (backoff 1 s doubling to 60 s), then poll when configured to."""
+        wait = CONNECT_BACKOFF[0]
+        while not await self._connect():
+            if self.health.disabled:
+                return
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, CONNECT_BACKOFF[1])
+        if self.config.mode == "polling":
+            await self._poll()
+
+    async def _connect(self) -> bool:
+        try:
+            await self.bot.initialize()
+            if self.config.mode == "polling":
+                await self.bot.delete_webhook()
+        except InvalidToken:
+            self._disable()
+            return False
+        except Exception as exc:  # NetworkError, TimedOut, httpx errors ...
+            self.health.degrade(_why(exc))
+            return False
+        self.health.ok()
+        if not self._connected.is_set():
+            log.info("telegram: connected to the Bot API")
+        self._connected.set()
+        return True
+
+    def _disable(self) -> None:
+        # Never log PTB's message: it contains the token.
+        self.health.disable(TOKEN_KEY, "the Bot API rejected the token (401/404)")
+        self._connected.set()
 
     # ---- inbound --------------------------------------------------------------------------------
     async def webhook(self, request: web.Request) -> web.Response:
+        """403 wrong secret, 413 too large, 400 not an update; 200 once the turn is committed (or the
+        update is one we ignore); 503 only when the store is down, so Telegram retries."""
         given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
-        if not self.config.webhook_secret or not hmac.compare_digest(given.encode(), self.config.webhook_secret.encode()):
+        if not self.config.webhook_secret or not hmac.compare_digest(given.encode("utf-8", "replace"), self.config.webhook_secret.encode()):
             return web.json_response({"error": "forbidden", "message": "wrong or missing secret token"}, status=403)
         if (request.content_length or 0) > MAX_BODY:
             return web.json_response({"error": "too_large", "message": "update too large"}, status=413)
         try:
             data = json.loads(await request.read())
-            update = Update.de_json(data, self.bot) if isinstance(data, dict) and "update_id" in data else None
-        except (ValueError, TypeError, KeyError):
-            update = None
-        if update is None:
+        except (ValueError, RecursionError):
+            data = None
+        update_id = data.get("update_id") if isinstance(data, dict) else None
+        if not _is_id(update_id) or update_id < 0:  # type: ignore[operator]
             return web.json_response({"error": "bad_request", "message": "not a Telegram update"}, status=400)
-        await self.handle(update)
+        try:
+            inbound = self.parse(data)  # type: ignore[arg-type]
+        except Exception as exc:  # a shape PTB or we cannot read: acknowledged, so Telegram does not resend it
+            log.warning("telegram update %d ignored: unreadable (%s)", update_id, type(exc).__name__)
+            return web.json_response({})
+        if inbound is None:
+            return web.json_response({})
+        try:
+            outcome = await self._submit(inbound, None)
+        except Exception as exc:
+            log.error("telegram update %d not handled (%s); Telegram will resend it", update_id, type(exc).__name__)
+            return web.json_response({"error": "unavailable", "message": "try again"}, status=503, headers={"Retry-After": "1"})
+        if outcome.in_progress:  # an earlier attempt holds it; if that one died, the resend is handled
+            return web.json_response({"error": "in_progress", "message": "try again"}, status=503, headers={"Retry-After": "1"})
         return web.json_response({})
 
-    async def handle(self, update: Update) -> None:
-        """Submit one update and send the turn's replies. Unknown update kinds are acknowledged."""
-        inbound = await self.to_inbound(update)
-        if inbound is None:
-            return
-        outcome = await self._submit(inbound, "telegram")
-        chat_id = int(inbound.conversation_id.split(":", 1)[1])
-        for entry in outcome.replies:
-            await self.send(chat_id, entry.to_json())
+    def parse(self, data: dict[str, Any]) -> Inbound | None:
+        """An update as an Inbound, or None for kinds the bot does not answer. Raises on shapes that
+        are not Telegram's (wrong types, huge ids), which the webhook acknowledges and ignores."""
+        update = Update.de_json(data, self.bot)
+        inbound = self.to_inbound(update)
+        query = update.callback_query
+        if inbound is not None and query is not None:
+            self._tasks.spawn(self._answer_callback(_text(query.id)))
+        return inbound
 
-    async def to_inbound(self, update: Update) -> Inbound | None:
+    async def handle(self, update: Update) -> None:
+        """Submit one update (polling); its replies go out through the outbox."""
+        inbound = self.to_inbound(update)
+        if inbound is not None:
+            if update.callback_query is not None:
+                self._tasks.spawn(self._answer_callback(_text(update.callback_query.id)))
+            await self._submit(inbound, None)
+
+    def to_inbound(self, update: Update) -> Inbound | None:
         query = update.callback_query
         if query is not None and query.message is not None:
-            await self._answer_callback(query.id)
-            chat, user, text, kind = query.message.chat, query.from_user, query.data or "", Kind.TEXT
+            chat, user, text, kind = query.message.chat, query.from_user, _text(query.data or ""), Kind.TEXT
         elif update.message is not None and update.message.from_user is not None:
             message = update.message
             chat, user = message.chat, message.from_user
-            text, kind = (message.text, Kind.TEXT) if message.text else ("", Kind.UNSUPPORTED)
+            body = _text(message.text or "")
+            text, kind = (body, Kind.TEXT) if body.strip() else ("", Kind.UNSUPPORTED)
         else:
             return None  # edits, channel posts, member updates: nothing for the bot to answer
+        if not _is_id(chat.id) or user is None or not _is_id(user.id) or not _is_id(update.update_id):
+            raise ValueError("ids must be integers")
         if chat.type != "private":
             self._groups.add(chat.id)
-        locale = user.language_code or ""
+        locale = _text(user.language_code or "").lower()
+        name = _text(user.first_name or "")[:64] or None
         return Inbound(
             channel=self.channel, conversation_id=f"telegram:{chat.id}", message_id=f"u{update.update_id}",
-            customer=Customer(id=str(user.id), name=user.first_name or None,
+            customer=Customer(id=str(user.id), name=name,
                               locale="zh-TW" if locale in ("zh-hant", "zh-tw", "zh-hk") else ("zh-CN" if locale.startswith("zh") else ("en" if locale else None))),
             text=text.strip(), kind=kind, ts=time.time(),
         )
@@ -156,45 +236,82 @@ class TelegramAdapter:
         try:
             await self.bot.answer_callback_query(query_id)
         except TelegramError as exc:
-            log.warning("answerCallbackQuery failed: %s", exc)
+            log.warning("answerCallbackQuery failed: %s", type(exc).__name__)
 
     async def _poll(self) -> None:
-        offset = 0
+        """Long polling. The offset moves past an update only once it was handled, so an update that
+        failed (store down) is read again."""
+        offset, wait = 0, CONNECT_BACKOFF[0]
         while True:
             try:
                 updates = await self.bot.get_updates(offset=offset, timeout=25, allowed_updates=["message", "callback_query"])
+            except InvalidToken:
+                self._disable()
+                return
             except TelegramError as exc:
-                log.warning("getUpdates failed: %s", exc)
-                await asyncio.sleep(2.0)
+                self.health.degrade(_why(exc))
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, CONNECT_BACKOFF[1])
                 continue
+            self.health.ok()
+            wait = CONNECT_BACKOFF[0]
             for update in updates:
-                offset = update.update_id + 1
                 try:
                     await self.handle(update)
-                except Exception:
-                    log.exception("update %s failed", update.update_id)
+                except (ValueError, TypeError) as exc:
+                    log.warning("telegram update %s ignored: unreadable (%s)", update.update_id, type(exc).__name__)
+                except Exception as exc:
+                    log.error("telegram update %s not handled (%s); reading it again", update.update_id, type(exc).__name__)
+                    await asyncio.sleep(1.0)
+                    break
+                offset = update.update_id + 1
 
     # ---- outbound -------------------------------------------------------------------------------
     async def deliver(self, conversation_id: str, message: dict[str, Any]) -> None:
-        """The outbox's Sender: agent replies and notices."""
+        """The outbox's Sender: every message to a Telegram buyer."""
+        if self.health.disabled:
+            raise DeliveryError(f"telegram disabled ({TOKEN_KEY} rejected)", permanent=True)
+        if not self._connected.is_set() and not await self._connect():
+            if self.health.disabled:
+                raise DeliveryError(f"telegram disabled ({TOKEN_KEY} rejected)", permanent=True)
+            raise DeliveryError(f"telegram: Bot API unreachable ({self.health.reason})")
         chat_id = int(conversation_id.split(":", 1)[1])
         try:
             await self.send(chat_id, message)
         except RetryAfter as exc:
             raise DeliveryError("rate limited", retry_after=_seconds(exc.retry_after)) from exc
+        except InvalidToken as exc:
+            self._disable()
+            raise DeliveryError(f"telegram disabled ({TOKEN_KEY} rejected)", permanent=True) from exc
         except (Forbidden, BadRequest) as exc:
             raise DeliveryError(f"refused: {exc.message}", permanent=True) from exc
+        except NetworkError as exc:  # 5xx, timeouts, connection refused
+            self.health.degrade(_why(exc))
+            raise DeliveryError(f"telegram: {_why(exc)}") from exc
         except TelegramError as exc:
-            raise DeliveryError(str(exc)) from exc
+            raise DeliveryError(f"telegram: {_why(exc)}") from exc
+        self.health.ok()
 
     async def send(self, chat_id: int, message: dict[str, Any]) -> None:
-        """One message: split at 4096 characters, buttons as an inline keyboard under the last part."""
+        """One message: split at 4096 characters, buttons as an inline keyboard under the last part.
+        When a part fails, a retry of the same message starts at that part."""
         caps = capabilities(self.channel)
         parts = split_text(str(message.get("text", "")), caps.max_text, caps.unit)
         buttons = message.get("buttons") or []
         markup = InlineKeyboardMarkup([[InlineKeyboardButton(b["label"], callback_data=str(b["text"])[:64])] for b in buttons]) if buttons else None
+        key = f"{chat_id}:{message.get('id', '')}"
+        start = self._parts_sent.pop(key, 0) if message.get("id") else 0
         for i, part in enumerate(parts):
-            await self._send_one(chat_id, part, markup if i == len(parts) - 1 else None)
+            if i < start:
+                continue
+            try:
+                await self._send_one(chat_id, part, markup if i == len(parts) - 1 else None)
+            except Exception:
+                if i and message.get("id"):
+                    if len(self._parts_sent) > 10000:
+                        self._parts_sent.clear()
+                    self._parts_sent[key] = i
+                raise
 
     async def _send_one(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None) -> None:
         for attempt in range(SEND_ATTEMPTS):
@@ -210,3 +327,21 @@ class TelegramAdapter:
 
 def _seconds(value: Any) -> float:
     return value.total_seconds() if hasattr(value, "total_seconds") else float(value)
+
+
+def _is_id(value: Any) -> bool:
+    """An integer id as Telegram sends them (bool is an int in Python, and not an id)."""
+    return isinstance(value, int) and not isinstance(value, bool) and -MAX_ID < value < MAX_ID
+
+
+def _text(value: Any) -> str:
+    """A string field, with lone surrogates (valid JSON, invalid UTF-8) replaced."""
+    if not isinstance(value, str):
+        raise TypeError("expected a string")
+    return _SURROGATE.sub("\ufffd", value)
+
+
+def _why(exc: BaseException) -> str:
+    """A short reason without URLs (they carry the token)."""
+    message = getattr(exc, "message", "") or ""
+    return f"{type(exc).__name__}: {message}"[:120] if message and "bot" not in message.lower() else type(exc).__name__

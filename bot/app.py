@@ -175,7 +175,20 @@ class Xiaoer:
             await asyncio.wait_for(self.store.ping(), timeout=2.0)
         except Exception as exc:
             return web.json_response({"status": "error", "redis": f"error: {type(exc).__name__}"}, status=503)
-        return web.json_response({"status": "ok", "redis": "ok"})
+        channels = self.channel_health()
+        status = "ok" if all(v == "ok" for v in channels.values()) else "degraded"
+        return web.json_response({"status": status, "redis": "ok", **channels})
+
+    def channel_health(self) -> dict[str, str]:
+        """One key per enabled channel: "ok", "degraded" (platform API unreachable, retried in the
+        background) or "disabled" (credentials refused). Never a reason to answer anything but 200."""
+        out = {"web": "ok"} if self.config.channels.web.enabled else {}
+        for name in ("telegram", "wechat", "wecom_kf"):
+            adapter = getattr(self, name)
+            if adapter is not None:
+                health = getattr(adapter, "health", None)
+                out[name] = health.state if health is not None else "ok"
+        return out
 
     async def metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})

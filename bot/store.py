@@ -39,6 +39,21 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+# A counter that refuses (and does not count) beyond ARGV[1] within a window of ARGV[2] seconds.
+_RESERVE_ATTEMPT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+if n > tonumber(ARGV[1]) then
+  redis.call('DECR', KEYS[1])
+  return math.max(1, redis.call('TTL', KEYS[1]))
+end
+return 0
+"""
+_RELEASE_ATTEMPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 and tonumber(redis.call('GET', KEYS[1])) > 0 then return redis.call('DECR', KEYS[1]) end
+return 0
+"""
+
 
 def stamp(ts: float) -> str:
     """Times stored in routing state are fixed-format strings, so versions compare exactly."""
@@ -83,6 +98,8 @@ class Store:
         self._drain = client.register_script(_script("drain"))
         self._claim_timers = client.register_script((_LUA / "timers.lua").read_text())
         self._release_claim = client.register_script(_RELEASE_CLAIM)
+        self._reserve_attempt = client.register_script(_RESERVE_ATTEMPT)
+        self._release_attempt = client.register_script(_RELEASE_ATTEMPT)
         # In-process FIFO per conversation in front of the Redis lock, so that messages of one
         # conversation arriving at this process are handled in arrival order (Redis locks are not fair).
         self._local: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -232,6 +249,22 @@ class Store:
     async def outbox_ack(self, entry_id: str, group: str = "delivery") -> None:
         await self.redis.xack(self.outbox_key, group, entry_id)
 
+    async def outbox_renew(self, consumer: str, entry_ids: Sequence[str], group: str = "delivery") -> None:
+        """Reset the idle time of entries this consumer still works on, so nobody takes them over."""
+        for i in range(0, len(entry_ids), 500):
+            await self.redis.xclaim(self.outbox_key, group, consumer, min_idle_time=0,
+                                    message_ids=list(entry_ids[i:i + 500]), justid=True)
+
+    async def outbox_add(self, channel: str, conversation_id: str, messages: Sequence[dict[str, Any]]) -> None:
+        """Queue messages for delivery by a channel's API outside a turn (e.g. a WeChat reply that
+        missed the passive window)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for m in messages:
+                pipe.xadd(self.outbox_key, {"channel": channel, "conversation": conversation_id,
+                                            "message": json.dumps(m, ensure_ascii=False)},
+                          maxlen=100000, approximate=True)
+            await pipe.execute()
+
     async def outbox_attempts(self, entry_id: str, group: str = "delivery") -> int:
         rows = await self.redis.xpending_range(self.outbox_key, group, min=entry_id, max=entry_id, count=1)
         return int(rows[0]["times_delivered"]) if rows else 0
@@ -277,6 +310,26 @@ class Store:
             pipe.expire(key, window)
             count, _ = await pipe.execute()
         return int(count)
+
+    async def reserve_login_attempt(self, client: str, limit: int, window: int) -> int:
+        """Count one login attempt of a client address before its password is checked (so parallel
+        guesses count too); 0 when allowed, else the seconds until the client may try again."""
+        return int(await self._reserve_attempt(keys=[f"{self.prefix}login-client:{client}"], args=[limit, window]))
+
+    async def release_login_attempt(self, client: str) -> None:
+        """A successful login does not count against its address."""
+        await self._release_attempt(keys=[f"{self.prefix}login-client:{client}"])
+
+    async def known_login_client(self, username: str, client: str) -> bool:
+        """Did this address log in as this agent before (within the remembered period)?"""
+        return bool(await self.redis.sismember(f"{self.prefix}login-known:{username}", client))
+
+    async def remember_login_client(self, username: str, client: str, ttl: int) -> None:
+        key = f"{self.prefix}login-known:{username}"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(key, client)
+            pipe.expire(key, ttl)
+            await pipe.execute()
 
     # ---- shared secrets -----------------------------------------------------------------------
     async def shared_secret(self, name: str) -> str:

@@ -1,5 +1,6 @@
 """A local fake of the Telegram Bot API (loopback only) that records what it is sent and can be told
-to answer 429 with retry_after."""
+to answer 429 with retry_after, to fail sendMessage with a given HTTP status, to be down (502 for
+every method) or to reject the token (401)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ class FakeTelegram:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.fail_next: list[int] = []               # retry_after seconds for the next sendMessage calls
         self.updates: list[dict[str, Any]] = []      # served by getUpdates
+        self.fail_status: list[int] = []             # HTTP status (500, 429 ...) for the next sendMessage calls
+        self.down = False                            # every method answers 502
+        self.reject_token = False                    # every method answers 401 Unauthorized
         self._message_id = 0
         self.arrived = asyncio.Condition()
         app = web.Application()
@@ -38,6 +42,14 @@ class FakeTelegram:
         else:
             params = {k: _maybe_json(v) for k, v in (await request.post()).items()}
         self.calls.append((name, params))
+        if self.reject_token:
+            return web.json_response({"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401)
+        if self.down:
+            return web.json_response({"ok": False, "error_code": 502, "description": "Bad Gateway"}, status=502)
+        if name == "sendMessage" and self.fail_status:
+            status = self.fail_status.pop(0)
+            extra = {"parameters": {"retry_after": 1}} if status == 429 else {}
+            return web.json_response({"ok": False, "error_code": status, "description": "failing on purpose", **extra}, status=status)
         if name == "getMe":
             return _ok({"id": 42, "is_bot": True, "first_name": "Xiaoer", "username": "xiaoer_bot"})
         if name == "sendMessage":

@@ -205,7 +205,7 @@ async def test_demo_page_and_widget_script_are_served(bot, http):
 
 async def test_healthz_and_metrics(bot, http):
     async with http.get(bot.url + "/healthz") as resp:
-        assert resp.status == 200 and await resp.json() == {"status": "ok", "redis": "ok"}
+        assert resp.status == 200 and await resp.json() == {"status": "ok", "redis": "ok", "web": "ok"}
     client = WidgetClient(http, bot.url)
     await client.connect()
     await client.ask("什么时候发货")
