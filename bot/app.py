@@ -49,11 +49,11 @@ def build_router(config: Config, phrasebook: Phrasebook, matcher: FaqMatcher) ->
         AgentAction(phrasebook, groups),            # the desk's reply / close / transfer
         TimerTick(phrasebook),                      # first-response timeout, idle close
         Unfollow(),                                 # the buyer left the account: close quietly
-        HumanOwned(config.handoff.idle_close),      # a human owns the chat: the bot stays silent
+        HumanOwned(config.handoff.idle_close, phrasebook),  # a human owns the chat: the bot stays silent
         Rating(phrasebook),                         # 1-5 after a close
-        Escalation(phrasebook, config.route),       # asks for a human, complaint, dispute
+        Escalation(phrasebook, config.route, clock),  # asks for a human, complaint, dispute
         Greeting(phrasebook, clock, config.shop.name),
-        FaqAnswer(matcher, phrasebook, config.faq.miss_limit, config.route),
+        FaqAnswer(matcher, phrasebook, config.faq.miss_limit, config.route, clock),  # off hours: a left message
         Fallback(phrasebook),
     ])
 

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.hours import CLOSED, DAYS, Schedule, ShopClock, parse_windows
+from bot.reasons import KEYS as REASONS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -136,15 +137,16 @@ class FaqConfig(_Section):
     miss_limit: int = Field(2, ge=1)
 
 
-DISPUTE_CLASSES = ("request", "misses", "product", "logistics", "service", "bad_review")
+DISPUTE_CLASSES = REASONS  # why a chat goes to a human (bot/reasons.py); each may route to a group
 
 
 class HandoffConfig(_Section):
     first_response_timeout: int = Field(60, ge=1)
     max_reassignments: int = Field(3, ge=0)
     idle_close: int = Field(1800, ge=10)       # seconds without a buyer message before a handed-off chat closes
+    notice_grace: int = Field(60, ge=0)        # seconds a re-queued chat waits before the buyer is told (no flip-flop)
     default_group: str = ""                    # "" = the first [[groups]] entry
-    # why -> group: request, misses, product, logistics, service, bad_review. bad_review defaults to a
+    # why -> group: request, misses, message, product, logistics, service, bad_review. bad_review defaults to a
     # group named "reviews" when there is one: ordinary agents should not handle bad reviews.
     routes: dict[str, str] = Field(default_factory=dict)
 

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from bot import metrics
+from bot import metrics, reasons
 from bot.channels import pushes
 from bot.config import Config
 from bot.phrasebook import Phrasebook
@@ -44,6 +44,8 @@ class HandoffService:
             "max_reassignments": self.config.handoff.max_reassignments,
             "members": {g: [[a.username, a.capacity] for a in self.config.members(g)] for g in self.config.group_names},
             "capacity": {a.username: a.capacity for a in self.config.agents},
+            "closed": not self.shop_clock.is_open(now),
+            "grace": self.config.handoff.notice_grace,
         }
 
     def display(self, username: str | None) -> str:
@@ -69,15 +71,21 @@ class HandoffService:
                     pid = "system.reassigned" if outcome == "reassigned" else "system.handoff_assigned"
                     notices += await self.notify(cid, locale, pid, origin, agent=self.display(r.get("agent")))
                     await self.send_assigned(r["agent"], cid)
-                elif outcome in ("queued", "supervisor"):
-                    notices += await self.notify_queued(cid, locale, int(r.get("position") or 1), r.get("online"), origin=origin)
-                    if outcome == "supervisor":
-                        metrics.SUPERVISOR.inc()
-                        log.warning("%s: %s", cid, self.phrasebook.text("system.supervisor_escalation", self.config.shop.locale))
+                elif outcome == "queued":
+                    notices += await self.notify_queued(cid, locale, int(r.get("position") or 1), str(r.get("notice")),
+                                                        origin=origin, reason=str(r.get("reason") or ""))
+                elif outcome == "supervisor":
+                    # The buyer hears nothing yet: a "notice" timer tells them after the grace period
+                    # if the chat is still waiting (see commit.lua).
+                    metrics.SUPERVISOR.inc()
+                    log.warning("%s: %s", cid, self.phrasebook.text("system.supervisor_escalation", self.config.shop.locale))
                 if kind == "reassign" and outcome != "stale":
                     metrics.REASSIGNED.labels(outcome).inc()
                 if kind == "handoff" and outcome != "already":
                     metrics.HANDOFFS.labels(outcome).inc()
+            elif kind == "notice" and outcome == "queued":
+                notices += await self.notify_queued(cid, locale, int(r.get("position") or 1), str(r.get("notice")),
+                                                    origin=origin, reason=str(r.get("reason") or ""))
             elif kind == "rate":
                 metrics.RATINGS.labels(str(r.get("score"))).inc()
             elif kind == "close" and outcome == "closed":
@@ -96,30 +104,35 @@ class HandoffService:
         """Give queued chats to agents with room; tell waiting buyers whose position improved."""
         now = self.clock()
         assigned, moved = await self.store.drain(self.routing(now))
-        for cid, agent, _group in assigned:
+        for cid, agent, _group, resumed in assigned:
             session = await self.store.load_session(cid, "")
-            await self.notify(cid, session.locale, "system.handoff_assigned", None, agent=self.display(agent))
+            if resumed != "same":  # the agent the buyer last heard of is back: nothing changed for them
+                pid = "system.reassigned" if resumed == "other" else "system.handoff_assigned"
+                await self.notify(cid, session.locale, pid, None, agent=self.display(agent))
             await self.send_assigned(agent, cid)
         for cid, position, group in moved:
             session = await self.store.load_session(cid, "")
-            await self.notify_queued(cid, session.locale, int(position), None, update=True)
+            notice = session.handoff.notice if session.handoff else ""
+            await self.notify_queued(cid, session.locale, int(position), notice, update=True)
         if assigned or moved:
             await self.store.publish({"type": "queue_changed", "broadcast": True})
 
-    async def notify_queued(self, cid: str, locale: str | None, position: int, online: int | None,
-                            update: bool = False, origin: str | None = None) -> list[TranscriptEntry]:
-        now = self.clock()
-        values = {"position": str(position), "wait": str(await self.estimated_wait(position))}
-        if not self.shop_clock.is_open(now):
-            values |= self.shop_clock.back_values(now, self.phrasebook.text, locale)
-            pid = "system.handoff_off_hours"
-        elif online == 0:
-            pid = "system.handoff_nobody_online"
-        else:
-            pid = "system.handoff_queue_update" if update else "system.handoff_queued"
-        if update and pid != "system.handoff_queue_update":
-            return []  # off hours or nobody online: the buyer was already told to leave a message
-        return await self.notify(cid, locale, pid, origin, **values)
+    async def notify_queued(self, cid: str, locale: str | None, position: int, notice: str,
+                            update: bool = False, origin: str | None = None, reason: str = "") -> list[TranscriptEntry]:
+        """Tell a queued buyer where they stand; `notice` is what the commit recorded (see queue_notice
+        in lib.lua). A message left off hours is acknowledged with when the team is back."""
+        if update:
+            if notice != "queued":
+                return []  # off hours or nobody online: the buyer was already told to leave a message
+            return await self.notify(cid, locale, "system.handoff_queue_update", origin, position=str(position))
+        if notice == "queued":
+            return await self.notify(cid, locale, "system.handoff_queued", origin, position=str(position),
+                                     wait=str(await self.estimated_wait(position)))
+        left = reason == reasons.MESSAGE
+        if notice == "off_hours":
+            values = self.shop_clock.back_values(self.clock(), self.phrasebook.text, locale)
+            return await self.notify(cid, locale, "system.message_taken_off_hours" if left else "system.handoff_off_hours", origin, **values)
+        return await self.notify(cid, locale, "system.message_taken" if left else "system.handoff_nobody_online", origin)
 
     async def estimated_wait(self, position: int) -> int:
         """Minutes, from recent waits (handoff -> first agent reply)."""
@@ -206,12 +219,15 @@ class HandoffService:
         for group in self.groups_of(username):
             for position, (cid, _) in enumerate(await self.store.queue(group), start=1):
                 session = await self.store.load_session(cid, "")
-                last = [e for e in await self.store.history(cid, limit=10) if e.sender is Sender.VISITOR]
+                since = session.handoff.queued_at if session.handoff else None
+                last = [e for e in await self.store.history(cid, limit=50) if e.sender is Sender.VISITOR]
                 out.append({
                     "id": cid, "group": group, "channel": session.channel,
                     "customer": {"name": session.customer_name, "tag": buyer_tag(cid), "page": page_of(session)},
-                    "waiting_since": session.handoff.queued_at if session.handoff else None,
+                    "waiting_since": since,
                     "preview": last[-1].text if last else "", "position": position,
+                    # everything the buyer wrote while waiting (a message left off hours), in full
+                    "messages": [e.text for e in last if since is None or e.ts >= since],
                 })
         return out
 

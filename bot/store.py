@@ -189,8 +189,11 @@ class Store:
         await self.redis.publish(self.events_channel, json.dumps(event, ensure_ascii=False))
 
     # ---- handoff routing ----------------------------------------------------------------------
-    async def drain(self, routing: dict[str, Any]) -> tuple[list[tuple[str, str, str]], list[tuple[str, int, str]]]:
-        """Assign queued chats to free agents; returns (assigned (cid, agent, group), moved (cid, position, group))."""
+    async def drain(self, routing: dict[str, Any]) -> tuple[list[tuple[str, str, str, str]], list[tuple[str, int, str]]]:
+        """Assign queued chats to free agents; returns (assigned (cid, agent, group, resumed), moved (cid, position, group)).
+
+        `resumed` is "same" when the agent the buyer last heard of took the chat back within the grace
+        period after a re-queue, "other" when a colleague took it then, else ""."""
         raw = json.loads(await self._drain(args=[json.dumps({**routing, "p": self.prefix})]))
         return [tuple(a) for a in raw.get("assigned") or []], [tuple(m) for m in raw.get("moved") or []]  # type: ignore[misc]
 
@@ -583,7 +586,7 @@ def _handoff(raw: dict[str, str]) -> Handoff:
         state=State(raw["state"]), group=raw.get("group", ""), reason=raw.get("reason", ""),
         queued_at=num("queued_at") or 0.0, agent=raw.get("agent") or None, assigned_at=num("assigned_at"),
         first_reply_at=num("first_reply_at"), reassignments=int(raw.get("reassignments") or 0),
-        version=raw.get("assigned_at", ""),
+        version=raw.get("assigned_at", ""), notice=raw.get("notice", ""),
     )
 
 

@@ -108,6 +108,7 @@ class Session:
     rating: str = ""                # the last satisfaction rating, 1-5
     page_url: str = ""              # the page a widget buyer last wrote from, shown on the desk
     page_title: str = ""
+    message_ack: str = ""           # queued_at (stamp) of the wait whose left message was acknowledged
     # The handoff fields below are owned by the atomic handoff steps in the store (a separate hash);
     # handlers read them and ask for changes through effects.
     handoff: Handoff | None = None
@@ -133,6 +134,7 @@ class Handoff:
     first_reply_at: float | None = None
     reassignments: int = 0
     version: str = ""  # assigned_at exactly as stored: a timer acts only on the assignment it was set for
+    notice: str = ""   # what a queued buyer was told: "queued", "off_hours", "nobody_online" or "pending" (not yet)
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,8 @@ class Effect:
 
     kind: "handoff" (group, reason) | "first_reply" (agent) | "reassign" (agent, version) |
           "transfer" (agent, group or target_agent) | "close" (reason, agent) | "rate" (score) |
-          "timer" (member, due) | "pick" (agent: takes the queued chat if it has room)
+          "timer" (member, due) | "pick" (agent: takes the queued chat if it has room) |
+          "notice" (version: the re-queue it was set for)
     """
 
     kind: str

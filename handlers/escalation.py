@@ -8,21 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from bot.hours import ShopClock
 from bot.phrasebook import Phrasebook
+from bot.reasons import DISPUTES
 from bot.router import Context
 from bot.textnorm import normalise
 from bot.types import Effect, Kind, Reply, Result, State
 
-# Checked in this order: a bad-review threat outranks the dispute it is about.
-CLASSES = ("bad_review", "product", "logistics", "service")
+CLASSES = DISPUTES
 
 
 class Escalation:
     name = "escalation"
 
-    def __init__(self, phrasebook: Phrasebook, route: Callable[[str], str]):
+    def __init__(self, phrasebook: Phrasebook, route: Callable[[str], str], clock: ShopClock | None = None):
         self.phrasebook = phrasebook
         self.route = route
+        self.clock = clock
         kw = phrasebook.keywords
         self._words = {
             "request": _prepare(kw.get("human_request", ())),
@@ -45,9 +47,13 @@ class Escalation:
         if reason is None:
             return None
         pid = "system.handoff_request" if reason == "request" else f"system.soothe_{reason}"
-        reply = Reply(self.phrasebook.text(pid, ctx.locale, name=ctx.session.customer_name or ""), phrase=pid)
+        replies: tuple[Reply, ...] = (Reply(self.phrasebook.text(pid, ctx.locale, name=ctx.session.customer_name or ""), phrase=pid),)
+        if reason == "request" and self.clock is not None and not self.clock.is_open(ctx.now):
+            # Off hours "connecting you now" would be contradicted at once: the notice after the commit
+            # (an agent on duty after all, or when the team is back) is the whole answer.
+            replies = ()
         session = ctx.session.evolve(state=State.BOT, miss_count=0)
-        return Result(replies=(reply,), session=session, intent=f"handoff:{reason}",
+        return Result(replies=replies, session=session, intent=f"handoff:{reason}",
                       effects=(Effect("handoff", group=self.route(reason), reason=reason),))
 
 

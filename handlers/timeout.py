@@ -1,4 +1,5 @@
-"""Timer ticks: first-response timeout and idle close.
+"""Timer ticks: first-response timeout, idle close, and the notice to a re-queued buyer after the
+grace period.
 
 A timer names the exact assignment (or buyer message) it was set for; when the chat has moved on,
 the tick does nothing. The commit re-checks atomically.
@@ -27,6 +28,9 @@ class TimerTick:
             agent, version, *_ = (rest.split("|") + ["", ""])[:3]
             if handoff and handoff.agent == agent and handoff.version == version and handoff.first_reply_at is None:
                 return Result(effects=(Effect("reassign", agent=agent, version=version),), intent="first_response_timeout")
+        elif kind == "notice":
+            if handoff is not None and handoff.state is State.QUEUED and handoff.notice == "pending":
+                return Result(effects=(Effect("notice", version=rest),), intent="queue_notice")
         elif kind == "idle":
             if handoff is not None and handoff.state is State.WITH_AGENT and stamp(ctx.session.last_buyer_at) == rest:
                 reply = Reply(self.phrasebook.text("system.idle_closed", ctx.locale, name=ctx.session.customer_name or ""),

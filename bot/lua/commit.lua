@@ -79,9 +79,10 @@ for _, e in ipairs(effects) do
       else
         r.outcome, r.position = 'queued', enqueue(p, cid, e.group, false)
         r.online = online_count(p, members, now)
+        r.notice = queue_notice(h, r.online, ctx.closed)
         redis.call('HSET', h, 'told_position', r.position)
       end
-      r.group = e.group
+      r.group, r.reason = e.group, e.reason
     end
   elseif e.kind == 'first_reply' then
     if not cur.first_reply_at then
@@ -114,7 +115,10 @@ for _, e in ipairs(effects) do
         cancel_timer(p, h)
         r.outcome = 'supervisor'
         r.position = enqueue(p, cid, cur.group, true)  -- back to the head of the queue
-        redis.call('HSET', h, 'told_position', r.position)
+        redis.call('HSET', h, 'told_position', r.position, 'notice', 'pending', 'last_agent', cur.agent)
+        -- The buyer is told only if the chat is still waiting after the grace period: an agent who
+        -- comes back meanwhile takes it without a "resting" notice in between.
+        redis.call('ZADD', p .. 'timers', tonumber(now) + tonumber(ctx.grace or 0), 'notice|' .. cid .. '|' .. n)
       end
     end
   elseif e.kind == 'transfer' then
@@ -133,6 +137,8 @@ for _, e in ipairs(effects) do
         r.outcome, r.agent = 'assigned', u
       else
         r.outcome, r.position = 'queued', enqueue(p, cid, e.group, false)
+        r.online = online_count(p, ctx.members[e.group] or {}, now)
+        r.notice = queue_notice(h, r.online, ctx.closed)
         redis.call('HSET', h, 'told_position', r.position)
       end
     end
@@ -145,6 +151,18 @@ for _, e in ipairs(effects) do
       r.outcome, r.from, r.group = 'closed', cur.agent, cur.group
     else
       r.outcome = 'not_open'
+    end
+  elseif e.kind == 'notice' then
+    -- the grace period after a re-queue is over: tell the buyer, unless the chat has moved on
+    if cur.state == 'QUEUED' and cur.notice == 'pending' and (cur.reassignments or '0') == e.version then
+      local members = ctx.members[cur.group] or {}
+      r.outcome, r.group, r.reason = 'queued', cur.group, cur.reason
+      r.position = redis.call('ZRANK', p .. 'queue:' .. cur.group, cid) + 1
+      r.online = online_count(p, members, now)
+      r.notice = queue_notice(h, r.online, ctx.closed)
+      redis.call('HSET', h, 'told_position', r.position)
+    else
+      r.outcome = 'stale'
     end
   elseif e.kind == 'timer' then
     redis.call('ZADD', p .. 'timers', e.due, e.member)

@@ -1,10 +1,10 @@
--- Hand queued chats to free agents, then tell waiting buyers whose position improved materially.
+-- Hand queued chats to free agents (each with how to greet the buyer, see assign), then tell waiting buyers whose position improved materially.
 -- ARGV: 1 routing json {p, now, timeout, max_reassignments, members = {group = {{u, cap}, ...}}}
 local ctx = cjson.decode(ARGV[1])
 local assigned, moved = {}, {}
 for group, members in pairs(ctx.members) do
   for _, pair in ipairs(drain(ctx.p, group, members, ctx.now, ctx.timeout, ctx.max_reassignments)) do
-    assigned[#assigned + 1] = {pair[1], pair[2], group}
+    assigned[#assigned + 1] = {pair[1], pair[2], group, pair[3]}
   end
   local waiting = redis.call('ZRANGE', ctx.p .. 'queue:' .. group, 0, 199)
   for i, cid in ipairs(waiting) do

@@ -48,9 +48,17 @@ end
 
 -- `max_reassignments`: once a chat has been moved that often, the supervisor was alerted and it
 -- gets no new first-response timer (no endless loop of moves and notices).
+-- Returns how to greet the buyer: nil (a new assignment), 'same' (taken back by the agent the buyer
+-- last heard of, within the grace period after a re-queue: nothing to say) or 'other' (a colleague
+-- takes over).
 local function assign(p, cid, u, now, timeout, max_reassignments)
   local h = hkey(p, cid)
   local group = redis.call('HGET', h, 'group')
+  local resumed = nil
+  if redis.call('HGET', h, 'notice') == 'pending' then
+    resumed = (redis.call('HGET', h, 'last_agent') == u) and 'same' or 'other'
+  end
+  redis.call('HDEL', h, 'notice', 'last_agent')
   cancel_timer(p, h)
   redis.call('HSET', h, 'state', 'WITH_AGENT', 'agent', u, 'assigned_at', now)
   redis.call('HDEL', h, 'first_reply_at', 'told_position')
@@ -60,6 +68,7 @@ local function assign(p, cid, u, now, timeout, max_reassignments)
   if tonumber(redis.call('HGET', h, 'reassignments') or '0') <= tonumber(max_reassignments) then
     set_timer(p, h, 'frt|' .. cid .. '|' .. u .. '|' .. now, tonumber(now) + tonumber(timeout))
   end
+  return resumed
 end
 
 -- Queue order is arrival order: a shop-wide sequence number, never a clock (two buyers can
@@ -73,11 +82,21 @@ local function enqueue(p, cid, group, at_head)
   return redis.call('ZRANK', p .. 'queue:' .. group, cid) + 1
 end
 
+-- What a queued buyer is told (kept in the handoff hash as `notice`, so a later turn knows it atomically):
+-- their place in the queue while someone is on duty, else that the team is off for the day (`closed`:
+-- outside business hours) or busy, with an invitation to leave a message.
+local function queue_notice(h, online, closed)
+  local kind = 'queued'
+  if online == 0 then kind = closed and 'off_hours' or 'nobody_online' end
+  redis.call('HSET', h, 'notice', kind)
+  return kind
+end
+
 local function release(p, cid, u)
   if u then redis.call('SREM', chats_key(p, u), cid) end
 end
 
--- Hand queued chats of `group` to free agents, oldest first. Returns {cid, agent} pairs.
+-- Hand queued chats of `group` to free agents, oldest first. Returns {cid, agent, resumed} triples.
 local function drain(p, group, members, now, timeout, max_reassignments)
   local out = {}
   while true do
@@ -85,8 +104,8 @@ local function drain(p, group, members, now, timeout, max_reassignments)
     if #head == 0 then break end
     local u = pick(p, members, now, nil)
     if not u then break end
-    assign(p, head[1], u, now, timeout, max_reassignments)
-    out[#out + 1] = {head[1], u}
+    local resumed = assign(p, head[1], u, now, timeout, max_reassignments)
+    out[#out + 1] = {head[1], u, resumed or ''}
   end
   return out
 end
