@@ -186,9 +186,17 @@ class HandoffService:
             "first_reply_at": handoff.first_reply_at if handoff else None,
             "first_response_deadline": deadline,
             "group": handoff.group if handoff else None,
-            "reason": handoff.reason if handoff else None,
             "state": str(session.state),
+            **self.reason_view(handoff.reason if handoff else None),
         }
+
+    def reason_view(self, reason: str | None) -> dict[str, Any]:
+        """Why the chat came to a human, with the desk's label and badge (bot/reasons.py)."""
+        if not reason:
+            return {"reason": None, "reason_label": None, "flag": None, "flag_label": None}
+        locale, flag = self.config.shop.locale, reasons.flag_of(reason)
+        return {"reason": reason, "reason_label": self.phrasebook.label("reasons", reason, locale),
+                "flag": flag or None, "flag_label": self.phrasebook.label("flags", flag, locale) if flag else None}
 
     async def snapshot(self, username: str) -> dict[str, Any]:
         """The full state a desk needs after (re)connecting."""
@@ -228,6 +236,7 @@ class HandoffService:
                     "preview": last[-1].text if last else "", "position": position,
                     # everything the buyer wrote while waiting (a message left off hours), in full
                     "messages": [e.text for e in last if since is None or e.ts >= since],
+                    **self.reason_view(session.handoff.reason if session.handoff else None),
                 })
         return out
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
+from bot import reasons
 from bot.textnorm import to_traditional
 
 # Phrases the bot itself needs; a phrasebook without them is refused at start-up.
@@ -52,6 +53,7 @@ class Phrasebook:
     keywords: Mapping[str, tuple[str, ...]]      # list name -> words (union of all locales)
     default_locale: str = "zh-CN"
     coach: Mapping[str, tuple[Mapping[str, object], ...]] = field(default_factory=dict)  # locale -> [[coach]] rules
+    labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # locale -> "reasons.<key>" / "flags.<flag>" -> desk label
 
     @classmethod
     def load(cls, folder: str | Path, default_locale: str = "zh-CN") -> Phrasebook:
@@ -60,6 +62,7 @@ class Phrasebook:
         categories: dict[str, Mapping[str, str]] = {}
         keywords: dict[str, list[str]] = {}
         coach: dict[str, tuple[Mapping[str, object], ...]] = {}
+        labels: dict[str, Mapping[str, str]] = {}
         for locale in BASE_LOCALES:
             path = folder / f"{locale}.toml"
             try:
@@ -81,18 +84,25 @@ class Phrasebook:
             for rule in coach[locale]:
                 if str(rule.get("suggestion", "")) not in table:
                     raise PhrasebookError(f"{path}: coach rule {rule.get('rule')!r}: unknown suggestion {rule.get('suggestion')!r}")
+            labels[locale] = MappingProxyType(_labels(path, data))
             for name, words in data.get("keywords", {}).items():
                 keywords.setdefault(name, []).extend(w for w in words if w not in keywords.get(name, []))
         zh = phrases["zh-CN"]
         phrases["zh-TW"] = MappingProxyType({k: Phrase(p.id, p.category, to_traditional(p.text)) for k, p in zh.items()})
         categories["zh-TW"] = MappingProxyType({k: to_traditional(v) for k, v in categories["zh-CN"].items()})
+        labels["zh-TW"] = MappingProxyType({k: to_traditional(v) for k, v in labels["zh-CN"].items()})
         return cls(
             phrases=MappingProxyType(phrases),
             categories=MappingProxyType(categories),
             keywords=MappingProxyType({k: tuple(v) for k, v in keywords.items()}),
             default_locale=default_locale,
             coach=MappingProxyType({**coach, "zh-TW": coach["zh-CN"]}),
+            labels=MappingProxyType(labels),
         )
+
+    def label(self, table: str, key: str, locale: str | None = None) -> str:
+        """A desk label: `reasons.<key>` (why a chat went to a human) or `flags.<flag>` (its badge)."""
+        return self.labels[self.locale_of(locale)].get(f"{table}.{key}", key)
 
     def locale_of(self, locale: str | None) -> str:
         return locale if locale in self.phrases else self.default_locale
@@ -102,6 +112,20 @@ class Phrasebook:
         table = self.phrases[self.locale_of(locale)]
         phrase = table.get(phrase_id) or self.phrases[self.default_locale][phrase_id]
         return phrase.text.format_map(_Blank({k: v for k, v in values.items() if v is not None}))
+
+
+def _labels(path: Path, data: dict[str, object]) -> dict[str, str]:
+    """The desk's labels for every handoff reason and flag (bot/reasons.py); all are required, so the
+    desk never has to show a raw key."""
+    out: dict[str, str] = {}
+    for table, keys in (("reasons", reasons.KEYS), ("flags", reasons.FLAGS)):
+        given = data.get(table, {})
+        for key in keys:
+            text = given.get(key) if isinstance(given, dict) else None
+            if not isinstance(text, str) or not text.strip():
+                raise PhrasebookError(f"{path}: [{table}] {key}: a label is required")
+            out[f"{table}.{key}"] = text
+    return out
 
 
 def _check(path: Path, pid: str, text: object) -> None:

@@ -171,6 +171,14 @@
   }
   const channelLabel = (ch) => CHANNELS[ch] || str(ch) || "未知渠道";
   const reasonLabel = (r) => REASONS[r] || str(r);
+  /** Why a chat (or a queued buyer) came to a human, as the server labels it: a coloured badge for a
+   *  complaint, a dispute or a message left off hours; `plain` also shows an unflagged reason. */
+  function reasonBadge(c, plain) {
+    const label = str(c.reason_label) || (c.reason ? reasonLabel(c.reason) : "");
+    if (!label) return null;
+    if (!c.flag) return plain ? h("span", { class: "reason-label" }, label) : null;
+    return h("span", { class: "badge flag flag-" + str(c.flag), "data-flag": str(c.flag), title: str(c.flag_label) }, label);
+  }
 
   function groupLabel(name) {
     const g = S.groups.find((x) => x.name === name);
@@ -331,6 +339,9 @@
       first_response_deadline: num(c.first_response_deadline),
       group: str(c.group),
       reason: str(c.reason),
+      reason_label: str(c.reason_label),
+      flag: str(c.flag),
+      flag_label: str(c.flag_label),
       unread: prev ? prev.unread : 0,
     };
     for (const raw of Array.isArray(c.history) ? c.history : []) {
@@ -483,7 +494,7 @@
           "div",
           { class: "item-sub" },
           countdownEl(chat),
-          chat.reason === "complaint" ? h("span", { class: "badge reason-complaint" }, "投诉") : null,
+          reasonBadge(chat, false),
           chat.group ? h("span", { class: "badge group" }, groupLabel(chat.group)) : null
         )
       )
@@ -530,10 +541,12 @@
           channelBadge(q.channel),
           h("span", { class: "item-time" }, wait)
         ),
-        h("div", { class: "item-preview", title: str(q.preview) }, str(q.preview).replace(/\s+/g, " ") || "（暂无消息）"),
+        h("div", { class: "item-preview", title: Array.isArray(q.messages) && q.messages.length ? q.messages.map(str).join("\n") : str(q.preview) },
+          str(q.preview).replace(/\s+/g, " ") || "（暂无消息）"),
         h(
           "div",
           { class: "item-sub" },
+          reasonBadge(q, false),
           q.group ? h("span", { class: "badge group" }, groupLabel(q.group)) : null,
           h("button", { type: "button", class: "pick-btn", "data-pick": str(q.id), title: "接入这位顾客" }, "接入")
         )
@@ -631,8 +644,7 @@
     append(meta, [
       channelBadge(chat.channel),
       chat.group ? h("span", { class: "badge group" }, groupLabel(chat.group)) : null,
-      chat.reason === "complaint" ? h("span", { class: "badge reason-complaint" }, "投诉") : null,
-      chat.reason && chat.reason !== "complaint" ? h("span", null, reasonLabel(chat.reason)) : null,
+      reasonBadge(chat, true),
       chat.assigned_at != null ? h("span", null, "· 接入 " + formatTime(chat.assigned_at)) : null,
       countdownEl(chat),
     ]);
@@ -885,7 +897,7 @@
         row("首次访问", formatDate(num(c.first_seen))),
         row("历史会话", past == null ? "—" : past + " 次"),
         row("技能组", chat.group ? groupLabel(chat.group) : "—"),
-        row("转人工", chat.reason ? reasonLabel(chat.reason) : "—"),
+        row("转人工", chat.reason_label || (chat.reason ? reasonLabel(chat.reason) : "—")),
         row("标签", tags.length ? h("div", { class: "tags" }, tags.map((t) => h("span", { class: "tag" }, t))) : "—")
       )
     );
@@ -1114,8 +1126,9 @@
     const picked = S.picking === id;
     if (picked) S.picking = null;
     if (!prev) {
-      const why = chat.reason === "complaint" ? "（投诉）" : "";
-      notice("新会话" + why + "：" + customerName(chat) + " · " + channelLabel(chat.channel), chat.reason === "complaint" ? "warn" : "ok");
+      const flagged = chat.flag === "complaint" || chat.flag === "dispute";
+      const why = flagged ? "（" + chat.reason_label + "）" : "";
+      notice("新会话" + why + "：" + customerName(chat) + " · " + channelLabel(chat.channel), flagged ? "warn" : "ok");
       if (!picked) alertAgent("新会话：" + customerName(chat), lastText(chat) || channelLabel(chat.channel), id);
     }
     if (!S.selected || picked) {

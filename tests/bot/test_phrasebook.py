@@ -50,11 +50,15 @@ def copy_book(tmp_path: Path) -> Path:
     return folder
 
 
-def test_missing_required_phrase_is_refused(tmp_path: Path):
+@pytest.mark.parametrize(("line", "error"), [
+    (r"^rephrase = .*$", r"en\.toml: missing phrases system\.rephrase"),
+    (r"^bad_review = \"Bad-review threat\"$", r"en\.toml: \[reasons\] bad_review: a label is required"),  # desk label
+])
+def test_missing_required_phrase_or_label_is_refused(tmp_path: Path, line: str, error: str):
     folder = copy_book(tmp_path)
     path = folder / "en.toml"
-    path.write_text(re.sub(r"(?m)^rephrase = .*$", "", path.read_text(encoding="utf-8")), encoding="utf-8")
-    with pytest.raises(PhrasebookError, match=r"en\.toml: missing phrases system\.rephrase"):
+    path.write_text(re.sub(f"(?m){line}", "", path.read_text(encoding="utf-8")), encoding="utf-8")
+    with pytest.raises(PhrasebookError, match=error):
         Phrasebook.load(folder)
 
 
@@ -64,3 +68,4 @@ def test_unknown_placeholder_is_refused(tmp_path: Path):
     path.write_text(path.read_text(encoding="utf-8").replace("[phrases.thanks]", "[phrases.thanks]\nbad = \"谢谢{buyer}\""), encoding="utf-8")
     with pytest.raises(PhrasebookError, match=r"thanks\.bad: unknown placeholder \{buyer\}"):
         Phrasebook.load(folder)
+
