@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -25,7 +26,8 @@ from bot.auth import check_password, new_token
 from bot.coach import Coach
 from bot.config import Config
 from bot.handoff import HandoffService
-from bot.types import Customer, Inbound, Kind, Outcome
+from bot.history import History, day_range
+from bot.types import Customer, Inbound, Kind, Note, Outcome
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
@@ -33,7 +35,11 @@ COOKIE = "xiaoer_desk"
 LOGIN_TTL = 12 * 3600
 HEARTBEAT = 15.0
 MAX_REPLY_CHARS = 4000
+MAX_NOTE_CHARS = 2000
+MAX_QUERY_CHARS = 100
+TYPING_EVERY = 2.0          # seconds: at most one typing signal per socket and chat in this time
 _CONVERSATION = re.compile(r"^[a-z_]+:[A-Za-z0-9_.:@-]{1,128}$")
+_CASE = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")  # a transcript stream id
 
 Submit = Callable[[Inbound, str | None], Awaitable[Outcome]]
 
@@ -47,6 +53,7 @@ class Desk:
         self._listen = listen
         self._sockets = OpenSockets()
         self._guard = LoginGuard(service.store, config.server.trusted_proxies)
+        self.history = History(service.store)
 
     def mount(self, app: web.Application) -> None:
         app.on_shutdown.append(self._sockets.close_all)
@@ -57,6 +64,9 @@ class Desk:
         app.router.add_post("/desk/api/login", self.login)
         app.router.add_post("/desk/api/logout", self.logout)
         app.router.add_get("/desk/api/me", self.me)
+        app.router.add_get("/desk/api/search", self.search)
+        app.router.add_get("/desk/api/cases", self.cases)
+        app.router.add_get("/desk/api/case", self.case)
         app.router.add_get("/desk/ws", self.socket)
 
     async def to_desk(self, request: web.Request) -> web.StreamResponse:
@@ -121,6 +131,58 @@ class Desk:
             return _error(401, "not_logged_in", "log in first")
         return web.json_response({"agent": {"username": username}})
 
+    # ---- history of closed chats ------------------------------------------------------------------
+    async def search(self, request: web.Request) -> web.Response:
+        """Closed chats by buyer, text and date: an agent's own; with scope=all (supervisors) everyone's."""
+        username = await self.agent_of(request)
+        if not username:
+            return _error(401, "not_logged_in", "log in first")
+        q = request.query
+        text, buyer, scope = q.get("q", ""), q.get("buyer", ""), q.get("scope", "mine")
+        if len(text) > MAX_QUERY_CHARS or len(buyer) > MAX_QUERY_CHARS or scope not in ("mine", "all"):
+            return _error(400, "bad_request", f"q and buyer have at most {MAX_QUERY_CHARS} characters; scope is mine or all")
+        if scope == "all" and not self.config.agent(username).is_supervisor:  # type: ignore[union-attr]
+            return _error(403, "supervisors_only", "只有主管可以搜索全部会话 / only supervisors search every chat")
+        try:
+            since, until = day_range(q.get("from") or None, q.get("to") or None, self.config.shop.zone)
+        except ValueError:
+            return _error(400, "bad_date", "from and to are dates YYYY-MM-DD, from not after to")
+        results = await self.history.search(None if scope == "all" else username, text, buyer, since, until)
+        return web.json_response({"results": results})
+
+    async def cases(self, request: web.Request) -> web.Response:
+        """A buyer's past (closed) conversations, for the agent now serving them (or a supervisor)."""
+        username, cid = await self.agent_of(request), request.query.get("conversation", "")
+        if not username:
+            return _error(401, "not_logged_in", "log in first")
+        if not _CONVERSATION.match(cid):
+            return _error(400, "bad_request", "conversation must be a conversation id")
+        cases = await self.history.cases_of(cid)
+        if not await self._may_view(username, cid, cases):
+            return _error(403, "not_yours", "这不是您接待过的顾客 / not a buyer you served")
+        return web.json_response({"cases": cases})
+
+    async def case(self, request: web.Request) -> web.Response:
+        """One closed case (read-only), named by the conversation and the `case` id of a search result."""
+        username, cid, case_id = await self.agent_of(request), request.query.get("conversation", ""), request.query.get("case", "")
+        if not username:
+            return _error(401, "not_logged_in", "log in first")
+        if not _CONVERSATION.match(cid) or not _CASE.match(case_id):
+            return _error(400, "bad_request", "conversation and case (from a search result) are required")
+        found = await self.history.find(cid, case_id)
+        if found is None:
+            return _error(404, "not_found", "no such closed conversation")
+        if not await self._may_view(username, cid, [{"agent": found.agent}]):
+            return _error(403, "not_yours", "这不是您接待过的会话 / not a chat you served")
+        return web.json_response({"case": await self.history.case(found)})
+
+    async def _may_view(self, username: str, cid: str, cases: list[dict[str, Any]]) -> bool:
+        """Supervisors see everything; an agent sees a buyer it serves now or a case it closed."""
+        if self.config.agent(username).is_supervisor:  # type: ignore[union-attr]
+            return True
+        handoff = await self.service.store.handoff_of(cid)
+        return (handoff is not None and handoff.agent == username) or any(c.get("agent") == username for c in cases)
+
     def same_origin(self, request: web.Request) -> bool:
         origin = request.headers.get("Origin")
         if origin is None:
@@ -147,6 +209,7 @@ class _DeskSocket:
         self.username = username
         self.id = secrets.token_hex(8)
         self._send_lock = asyncio.Lock()
+        self._typed: dict[str, float] = {}
 
     async def send(self, frame: dict[str, Any]) -> None:
         async with self._send_lock:
@@ -206,7 +269,7 @@ class _DeskSocket:
             await self.desk.service.set_status(self.username, status)
             await self.send({"type": "status", "status": status})
             return
-        if kind not in ("reply", "close", "transfer", "pick"):
+        if kind not in ("reply", "close", "transfer", "pick", "note", "typing"):
             await self.error("bad_frame", f"unknown frame type {kind[:32]!r}")
             return
         cid = frame.get("conversation")
@@ -215,6 +278,10 @@ class _DeskSocket:
             return
         if kind == "reply":
             await self.reply(cid, frame)
+        elif kind == "note":
+            await self.note(cid, frame)
+        elif kind == "typing":
+            await self.typing(cid)
         elif kind == "pick":
             await self.act(Inbound(channel="", conversation_id=cid, message_id=f"desk:{uuid.uuid4().hex}",
                                    customer=Customer(self.username), kind=Kind.AGENT_PICK, agent=self.username),
@@ -249,8 +316,39 @@ class _DeskSocket:
             if warnings:
                 await self.send({"type": "coach", "conversation": cid, "text": text, "warnings": [w.to_json() for w in warnings]})
                 return
+        self._typed.pop(cid, None)  # the reply ends the bout of typing
         await self.act(Inbound(channel="", conversation_id=cid, message_id=f"desk:{uuid.uuid4().hex}",
                                customer=Customer(self.username), text=text.strip(), kind=Kind.AGENT_REPLY, agent=self.username))
+
+    async def note(self, cid: str, frame: dict[str, Any]) -> None:
+        """An internal note: stored beside the conversation, shown on desks, never sent to the buyer."""
+        text = frame.get("text")
+        if not isinstance(text, str) or not text.strip() or not encodable(text):
+            await self.error("bad_frame", "'text' must be a non-empty string", conversation=cid)
+            return
+        if len(text) > MAX_NOTE_CHARS:
+            await self.error("too_long", f"a note may have at most {MAX_NOTE_CHARS} characters", conversation=cid)
+            return
+        store = self.desk.service.store
+        handoff = await store.handoff_of(cid)
+        supervisor = self.desk.config.agent(self.username).is_supervisor  # type: ignore[union-attr]
+        if not supervisor and (handoff is None or handoff.agent != self.username):
+            await self.error("not_assigned", "这个会话已不在您名下 / this chat is not yours", conversation=cid)
+            return
+        note = Note(f"note-{uuid.uuid4().hex[:12]}", self.username, text.strip(), self.desk.service.clock())
+        await store.add_note(cid, note)
+        # "chat", not "conversation": the event must never reach the buyer's sockets
+        await store.publish({"type": "note", "chat": cid, "agent": handoff.agent if handoff else None,
+                             "desk": self.username, "note": note.to_json()})
+
+    async def typing(self, cid: str) -> None:
+        now = time.monotonic()
+        if now - self._typed.get(cid, 0.0) < TYPING_EVERY:
+            return  # throttled: the desk sends at most every few seconds anyway
+        self._typed[cid] = now
+        handoff = await self.desk.service.store.handoff_of(cid)
+        if handoff is not None and handoff.agent == self.username:
+            await self.desk.service.agent_typing(cid)
 
     async def transfer(self, cid: str, frame: dict[str, Any]) -> None:
         config = self.desk.config
@@ -295,6 +393,10 @@ class _DeskSocket:
                     "from": "customer" if from_ == "visitor" else from_, "text": message.get("text"),
                     "ts": message.get("ts"), **({"agent": message["agent"]} if message.get("agent") else {}),
                 })
+        elif kind == "note" and self.username in (event.get("agent"), event.get("desk")):
+            await self.send({"type": "note", "conversation": event.get("chat"), "note": event.get("note")})
+        elif kind == "typing" and event.get("agent") == self.username and event.get("from") == "customer":
+            await self.send({"type": "typing", "conversation": event.get("chat"), "from": "customer"})
         elif kind == "queue_changed":
             await self.send({"type": "queue", "queue": await self.desk.service.queue_view(self.username)})
 

@@ -33,6 +33,7 @@ HELLO_TIMEOUT = 15.0
 _VISITOR = re.compile(r"^[0-9a-f]{32}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _LOCALES = {"zh-CN", "zh-TW", "en"}
+TYPING_EVERY = 2.0
 MAX_PAGE_URL = 512
 MAX_PAGE_TITLE = 200
 
@@ -64,8 +65,10 @@ class WebWidget:
     channel = "web"
 
     def __init__(self, config: WebChannel, secret: str, submit: Submit, history: History, listen: Listen,
-                 public_url: str = "", agent_name: Callable[[str], str] = str):
+                 public_url: str = "", agent_name: Callable[[str], str] = str,
+                 typing: Callable[[str], Awaitable[None]] | None = None):
         self.config = config
+        self._typing = typing  # tells the chat's agent that the buyer is typing
         self.agent_name = agent_name  # buyers see an agent's display name, never the login name
         self._key = secret.encode()
         self._submit = submit
@@ -143,6 +146,7 @@ class _Socket:
         self.customer: Customer | None = None
         self.limit = RateLimit()
         self.page: tuple[str, str] = ("", "")  # (url, title) of the page the widget runs on
+        self._typed = 0.0
         self._unlisten: Callable[[], None] | None = None
         self._send_lock = asyncio.Lock()
 
@@ -191,6 +195,8 @@ class _Socket:
                     return
             elif kind == "message":
                 await self.message(frame)
+            elif kind == "typing":
+                await self.typing()
             else:
                 await self.error("bad_frame", f"unknown frame type {kind[:32]!r}")
 
@@ -264,6 +270,7 @@ class _Socket:
             return
         if any(page):
             self.page = page
+        self._typed = 0.0  # a message ends the bout of typing
         inbound = Inbound(
             channel=self.widget.channel, conversation_id=self.conversation_id, message_id=client_id,
             customer=self.customer, text=text.strip(), ts=time.time(), page_url=self.page[0], page_title=self.page[1],
@@ -279,7 +286,23 @@ class _Socket:
         # The ack comes last: it marks the end of this message's turn on this socket.
         await self.send({"type": "ack", "id": client_id, "duplicate": outcome.duplicate})
 
+    async def typing(self) -> None:
+        """The buyer is typing: passed on to the agent's desk, at most every TYPING_EVERY seconds."""
+        if self.visitor is None or self.widget._typing is None:
+            return
+        now = time.monotonic()
+        if now - self._typed < TYPING_EVERY:
+            return
+        self._typed = now
+        try:
+            await self.widget._typing(self.conversation_id)
+        except Exception:  # a hint only: never worth an error to the buyer
+            log.warning("typing signal of %s failed", self.conversation_id, exc_info=True)
+
     async def on_event(self, event: dict[str, Any]) -> None:
+        if event.get("type") == "typing" and event.get("from") == "agent" and event.get("conversation") == self.conversation_id:
+            await self.send({"type": "typing", "from": "agent"})
+            return
         if event.get("type") != "messages" or event.get("conversation") != self.conversation_id:
             return
         if event.get("origin") == self.id:

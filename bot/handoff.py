@@ -188,6 +188,7 @@ class HandoffService:
             "group": handoff.group if handoff else None,
             "state": str(session.state),
             **self.reason_view(handoff.reason if handoff else None),
+            "notes": [n.to_json() for n in await self.store.notes(cid)],
         }
 
     def reason_view(self, reason: str | None) -> dict[str, Any]:
@@ -207,7 +208,7 @@ class HandoffService:
         return {
             "type": "hello",
             "agent": {"username": agent.username, "display_name": agent.display_name or agent.username,
-                      "groups": self.groups_of(username), "capacity": agent.capacity},
+                      "groups": self.groups_of(username), "capacity": agent.capacity, "role": agent.role},
             "status": status,
             "shop": {"name": self.config.shop.name},
             "groups": [{"name": g, "display_name": self.config.group_display(g)} for g in self.config.group_names],
@@ -262,6 +263,16 @@ class HandoffService:
         await self.store.set_agent_status(username, status)
         if status == "online":
             await self.drain()
+
+    # ---- typing indicators (ephemeral: pub/sub only, never stored) ---------------------------------
+    async def buyer_typing(self, cid: str) -> None:
+        """Tell the desk of the chat's agent; nobody is told while the chat is with the bot or queued."""
+        handoff = await self.store.handoff_of(cid)
+        if handoff and handoff.agent:
+            await self.store.publish({"type": "typing", "chat": cid, "agent": handoff.agent, "from": "customer"})
+
+    async def agent_typing(self, cid: str) -> None:
+        await self.store.publish({"type": "typing", "conversation": cid, "from": "agent"})
 
     async def recent_buyer_texts(self, cid: str, limit: int = 3) -> list[str]:
         return [e.text for e in await self.store.history(cid, limit=20) if e.sender is Sender.VISITOR][-limit:]

@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, ResponseError
 
-from bot.types import Effect, Handoff, Inbound, Sender, Session, State, TranscriptEntry
+from bot.types import Case, Effect, Handoff, Inbound, Note, Sender, Session, State, TranscriptEntry
 
 _LUA = Path(__file__).resolve().parent / "lua"
 
@@ -228,6 +228,47 @@ class Store:
     async def recent_waits(self) -> list[float]:
         """Recent waits from handoff to an agent's first reply, in seconds (newest first)."""
         return [float(v) for v in await self.redis.lrange(f"{self.prefix}stats:waits", 0, 49)]
+
+    # ---- history of closed chats and internal notes ----------------------------------------------
+    # Kept cheap for a small shop: sorted sets of closed cases (per agent, per buyer, shop-wide),
+    # recorded by the close step in commit.lua; a text search reads the cases' transcripts.
+    async def closed_cases(self, agent: str | None, since: float, until: float, limit: int = 500) -> list[Case]:
+        """Closed cases, newest first: one agent's, or (agent None) the whole shop's."""
+        key = f"{self.prefix}history:{agent}" if agent else f"{self.prefix}history"
+        rows = await self.redis.zrevrangebyscore(key, until, since, start=0, num=limit, withscores=True)
+        return [c for c in (_case(m, score) for m, score in rows) if c]
+
+    async def conversation_cases(self, conversation_id: str, limit: int = 100) -> list[Case]:
+        """A buyer's closed cases, newest first."""
+        rows = await self.redis.zrevrange(self._conv(conversation_id, "cases"), 0, limit - 1, withscores=True)
+        cases = [c for c in (_case(m, score) for m, score in rows) if c]
+        return sorted(cases, key=lambda c: _stream_id(c.last_id), reverse=True)
+
+    async def case_history(self, case: Case) -> list[TranscriptEntry]:
+        """The case's lines: the transcript after the buyer's previous case, up to this one's last line."""
+        end = _stream_id(case.last_id)
+        earlier = [c.last_id for c in await self.conversation_cases(case.conversation_id) if _stream_id(c.last_id) < end]
+        start = earlier[0] if earlier else "-"
+        rows = await self.redis.xrange(self._conv(case.conversation_id, "transcript"), min=start, max=case.last_id)
+        return [_entry(fields_) for sid, fields_ in rows if sid != start]
+
+    async def add_note(self, conversation_id: str, note: Note, cap: int = 200) -> None:
+        key = self._conv(conversation_id, "notes")
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(key, json.dumps(note.to_json(), ensure_ascii=False))
+            pipe.ltrim(key, -cap, -1)
+            pipe.expire(key, self.session_ttl)
+            await pipe.execute()
+
+    async def notes(self, conversation_id: str) -> list[Note]:
+        out = []
+        for raw in await self.redis.lrange(self._conv(conversation_id, "notes"), 0, -1):
+            try:
+                d = json.loads(raw)
+                out.append(Note(str(d["id"]), str(d["agent"]), str(d["text"]), float(d["ts"])))
+            except (ValueError, KeyError, TypeError):
+                continue
+        return out
 
     # ---- outbox (delivery by platform APIs) ----------------------------------------------------
     @property
@@ -588,6 +629,24 @@ def _handoff(raw: dict[str, str]) -> Handoff:
         first_reply_at=num("first_reply_at"), reassignments=int(raw.get("reassignments") or 0),
         version=raw.get("assigned_at", ""), notice=raw.get("notice", ""),
     )
+
+
+def _case(member: str, closed_at: float) -> Case | None:
+    parts = member.split("|")
+    if len(parts) != 4:
+        return None
+    cid, queued_at, agent, last_id = parts
+    try:
+        opened = float(queued_at) if queued_at else closed_at
+        _stream_id(last_id)
+    except ValueError:
+        return None
+    return Case(cid, opened, float(closed_at), agent or None, last_id)
+
+
+def _stream_id(value: str) -> tuple[int, int]:
+    ms, _, seq = value.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def _entry_fields(e: TranscriptEntry) -> dict[str, str]:

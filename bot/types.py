@@ -206,3 +206,27 @@ class Outcome:
     in_progress: bool = False  # a duplicate whose first attempt has not committed yet
     handler: str = ""
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class Case:
+    """One closed handoff of a conversation (a buyer may have several): the desk's history."""
+
+    conversation_id: str
+    queued_at: float
+    closed_at: float
+    agent: str | None = None
+    last_id: str = "0-0"  # the transcript stream id of the case's last line
+
+
+@dataclass(frozen=True)
+class Note:
+    """An agent's internal note on a conversation: shown on desks, never sent to the buyer."""
+
+    id: str
+    agent: str
+    text: str
+    ts: float
+
+    def to_json(self) -> dict[str, object]:
+        return {"id": self.id, "agent": self.agent, "text": self.text, "ts": self.ts}

@@ -76,7 +76,16 @@
     coach: new Map(), // conversation id -> {text, warnings}
     lastSent: new Map(), // conversation id -> text of the last reply sent (restored on error)
     hiddenUnread: 0,
+    picking: null, // a queued chat we asked for: opened when it is assigned
+    mode: "reply", // "reply" to the buyer or "note" (internal)
+    typing: new Map(), // conversation id -> ms when the buyer last typed
+    typedAt: 0, // ms when we last told the server we type
+    viewCase: null, // a closed case open read-only in the centre
+    pastCases: null, // {conversation, cases} for the info panel
+    slash: { open: false, items: [], index: 0 },
   };
+  const TYPING_SHOW_MS = 6000;
+  const TYPING_SEND_MS = 3000;
 
   // ---------------------------------------------------------------------------------------------
   // Small helpers
@@ -326,6 +335,17 @@
     };
   }
 
+  function normNotes(list) {
+    return (Array.isArray(list) ? list : [])
+      .filter((n) => n && typeof n === "object")
+      .map((n) => ({ id: str(n.id), from: "note", text: str(n.text), ts: num(n.ts) == null ? now() : n.ts, agent: str(n.agent), buttons: [] }));
+  }
+
+  /** A chat's lines and internal notes in time order (a note after the lines of the same moment). */
+  function timeline(chat) {
+    return chat.history.concat(chat.notes || []).sort((a, b) => a.ts - b.ts);
+  }
+
   /** Builds a chat from a <conversation>; `prev` (same id, from before) keeps the unread count. */
   function makeChat(c, prev) {
     const chat = {
@@ -343,6 +363,7 @@
       flag: str(c.flag),
       flag_label: str(c.flag_label),
       unread: prev ? prev.unread : 0,
+      notes: normNotes(c.notes),
     };
     for (const raw of Array.isArray(c.history) ? c.history : []) {
       if (!raw || typeof raw !== "object") continue;
@@ -586,6 +607,7 @@
   function tick() {
     document.querySelectorAll(".countdown[data-deadline]").forEach(updateCountdown);
     document.querySelectorAll(".q-wait[data-since]").forEach(updateWait);
+    renderTyping();
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -593,6 +615,8 @@
   // ---------------------------------------------------------------------------------------------
   function select(id) {
     if (id != null && !S.chats.has(id)) id = null;
+    S.viewCase = null;
+    closeSlash();
     const prev = S.selected;
     if (prev && prev !== id && S.chats.has(prev)) S.drafts.set(prev, $("reply").value);
     S.selected = id;
@@ -620,8 +644,17 @@
   }
 
   function renderCenter() {
+    const viewing = S.viewCase;
+    $("center").setAttribute("data-readonly", viewing ? "true" : "false");
+    $("case-bar").hidden = !viewing;
+    if (viewing) {
+      $("center").setAttribute("data-selected", "true");
+      renderCaseView(viewing);
+      return;
+    }
     const chat = S.selected ? S.chats.get(S.selected) : null;
     $("center").setAttribute("data-selected", chat ? "true" : "false");
+    renderTyping();
     if (!chat) {
       $("history").textContent = "";
       renderCoach();
@@ -658,7 +691,9 @@
           ? agentLabel(m.agent)
           : m.from === "bot"
             ? "店小二（机器人）"
-            : null;
+            : m.from === "note"
+              ? "内部备注 · " + agentLabel(m.agent) + "（顾客看不到）"
+              : null;
     const el = h(
       "div",
       { class: "msg", "data-from": m.from, "data-id": m.id },
@@ -676,7 +711,7 @@
     box.textContent = "";
     const frag = document.createDocumentFragment();
     let lastDay = null;
-    for (const m of chat.history) {
+    for (const m of timeline(chat)) {
       const day = dayLabel(m.ts);
       if (day !== lastDay) {
         frag.appendChild(h("div", { class: "day-sep" }, day));
@@ -719,11 +754,13 @@
     if (!id) return false;
     text = str(text).replace(/^\s+|\s+$/g, "");
     if (!text) return false;
+    if (S.mode === "note" && !force) return sendNote(id, text);
     if (!S.connected || !wsSend({ type: "reply", conversation: id, text: text, force: !!force })) {
       notice("未连接到服务器，回复没有发出（内容已保留）", "error");
       return false;
     }
     S.lastSent.set(id, text);
+    S.typedAt = 0;
     S.coach.delete(id);
     renderCoach();
     // our reply comes back as a `message` frame; only the box is cleared here
@@ -735,6 +772,239 @@
 
   // --- close (with inline confirm) ---
   let closeConfirmTimer = 0;
+
+  function sendNote(id, text) {
+    if (!S.connected || !wsSend({ type: "note", conversation: id, text: text })) {
+      notice("未连接到服务器，备注没有保存（内容已保留）", "error");
+      return false;
+    }
+    $("reply").value = "";
+    S.drafts.delete(id);
+    updateSend();
+    return true;
+  }
+
+  function setMode(mode) {
+    S.mode = mode === "note" ? "note" : "reply";
+    $("mode-reply").setAttribute("aria-selected", S.mode === "reply" ? "true" : "false");
+    $("mode-note").setAttribute("aria-selected", S.mode === "note" ? "true" : "false");
+    $("center").setAttribute("data-mode", S.mode);
+    $("reply").placeholder = S.mode === "note" ? "内部备注：只有客服能看到，不会发给顾客" : "输入回复，Enter 发送，Shift+Enter 换行；输入 / 搜索快捷回复";
+    $("send").textContent = S.mode === "note" ? "保存备注" : "发送";
+    $("mode-hint").textContent = S.mode === "note" ? "顾客看不到内部备注" : "输入 / 搜索快捷回复";
+    focusReply();
+  }
+
+  function signalTyping() {
+    if (S.mode !== "reply" || !S.selected || !S.connected) return;
+    if (Date.now() - S.typedAt < TYPING_SEND_MS) return;
+    S.typedAt = Date.now();
+    wsSend({ type: "typing", conversation: S.selected });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // "/" in the reply box: quick replies by search
+  // ---------------------------------------------------------------------------------------------
+  function allPhrases() {
+    const out = [];
+    for (const cat of S.phrases) {
+      if (!cat || !Array.isArray(cat.phrases)) continue;
+      for (const p of cat.phrases) if (p && p.text != null) out.push({ id: str(p.id), raw: str(p.text), category: str(cat.name) });
+    }
+    return out;
+  }
+
+  function updateSlash() {
+    const ta = $("reply");
+    const v = ta.value;
+    if (S.mode !== "reply" || v.charAt(0) !== "/" || v.indexOf("\n") >= 0) {
+      closeSlash();
+      return;
+    }
+    const q = v.slice(1).trim().toLowerCase();
+    const items = allPhrases()
+      .map((p) => ({ id: p.id, raw: p.raw, category: p.category, text: fillPlaceholders(p.raw) }))
+      .filter((p) => !q || p.text.toLowerCase().indexOf(q) >= 0 || p.category.toLowerCase().indexOf(q) >= 0 || p.id.toLowerCase().indexOf(q) >= 0)
+      .slice(0, 8);
+    S.slash = { open: true, items: items, index: 0 };
+    renderSlash();
+  }
+
+  function renderSlash() {
+    const box = $("slash");
+    box.textContent = "";
+    box.hidden = !S.slash.open;
+    if (!S.slash.open) return;
+    if (!S.slash.items.length) {
+      box.appendChild(h("div", { class: "slash-none" }, "没有匹配的快捷回复"));
+      return;
+    }
+    S.slash.items.forEach((p, i) => {
+      box.appendChild(
+        h(
+          "div",
+          { class: "slash-item", role: "option", "data-slash": p.id, "aria-selected": i === S.slash.index ? "true" : "false" },
+          h("span", { class: "slash-cat" }, p.category),
+          h("span", { class: "slash-text" }, p.text)
+        )
+      );
+    });
+  }
+
+  function closeSlash() {
+    if (!S.slash.open) return;
+    S.slash = { open: false, items: [], index: 0 };
+    renderSlash();
+  }
+
+  function chooseSlash(i) {
+    const p = S.slash.items[i];
+    if (!p) return;
+    closeSlash();
+    $("reply").value = "";
+    insertPhrase(p.raw);
+  }
+
+  /** Keys while the "/" list is open; true when the key was used. */
+  function slashKey(ev) {
+    if (!S.slash.open) return false;
+    const n = S.slash.items.length;
+    if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+      if (!n) return true;
+      S.slash.index = (S.slash.index + (ev.key === "ArrowDown" ? 1 : n - 1)) % n;
+      renderSlash();
+    } else if ((ev.key === "Enter" && !ev.shiftKey) || ev.key === "Tab") {
+      if (ev.isComposing || ev.keyCode === 229) return false;
+      if (!n) return false;
+      chooseSlash(S.slash.index);
+    } else if (ev.key === "Escape") {
+      closeSlash();
+    } else {
+      return false;
+    }
+    ev.preventDefault();
+    ev.stopPropagation();
+    return true;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // History of closed chats: search, read-only view, a buyer's past conversations
+  // ---------------------------------------------------------------------------------------------
+  function api(path, params) {
+    const qs = Object.keys(params)
+      .filter((k) => params[k] != null && params[k] !== "")
+      .map((k) => encodeURIComponent(k) + "=" + encodeURIComponent(params[k]))
+      .join("&");
+    return fetch(BASE + "api/" + path + (qs ? "?" + qs : ""), { credentials: "same-origin" }).then((r) =>
+      r.json().then(
+        (body) => (r.ok ? body : Promise.reject(new Error(str(body && body.message) || "HTTP " + r.status))),
+        () => Promise.reject(new Error("HTTP " + r.status))
+      )
+    );
+  }
+
+  function showTab(tab) {
+    $("pane-chats").setAttribute("data-tab", tab);
+    $("tab-chats").setAttribute("aria-selected", tab === "chats" ? "true" : "false");
+    $("tab-history").setAttribute("aria-selected", tab === "history" ? "true" : "false");
+    if (tab === "history" && !$("results").children.length) runSearch();
+  }
+
+  function runSearch() {
+    const params = {
+      q: $("search-q").value.trim(),
+      buyer: $("search-buyer").value.trim(),
+      from: $("search-from").value,
+      to: $("search-to").value,
+      scope: S.me.role === "supervisor" && $("search-all").checked ? "all" : "mine",
+    };
+    $("results-empty").textContent = "搜索中…";
+    $("results-empty").hidden = false;
+    $("results").textContent = "";
+    api("search", params).then(
+      (body) => renderResults(Array.isArray(body.results) ? body.results : []),
+      (err) => {
+        $("results-empty").textContent = "搜索失败：" + err.message;
+      }
+    );
+  }
+
+  function caseItem(r) {
+    const who = customerName(r);
+    return h(
+      "li",
+      { class: "item", "data-case": str(r.case), "data-conversation": str(r.conversation), tabindex: "0", role: "option" },
+      avatar(who, r.conversation),
+      h(
+        "div",
+        { class: "item-main" },
+        h(
+          "div",
+          { class: "item-top" },
+          h("span", { class: "item-name" }, who),
+          channelBadge(r.channel),
+          h("span", { class: "item-time" }, formatDate(num(r.closed_at)))
+        ),
+        h("div", { class: "item-preview", title: str(r.snippet) }, str(r.snippet) || "（无内容）"),
+        r.agent ? h("div", { class: "item-sub" }, h("span", { class: "badge group" }, "客服 " + agentLabel(r.agent))) : null
+      )
+    );
+  }
+
+  function renderResults(results) {
+    const list = $("results");
+    list.textContent = "";
+    results.forEach((r) => r && typeof r === "object" && list.appendChild(caseItem(r)));
+    $("results-empty").textContent = "没有找到已结束的会话";
+    $("results-empty").hidden = results.length > 0;
+  }
+
+  function openCase(conversation, caseId) {
+    api("case", { conversation: conversation, case: caseId }).then(
+      (body) => {
+        const c = body.case || {};
+        S.viewCase = {
+          conversation: str(c.conversation),
+          channel: str(c.channel),
+          customer: c.customer && typeof c.customer === "object" ? c.customer : {},
+          agent: str(c.agent),
+          closed_at: num(c.closed_at),
+          history: (Array.isArray(c.history) ? c.history : []).filter((m) => m && typeof m === "object").map(normMessage),
+          notes: normNotes(c.notes),
+        };
+        closeSlash();
+        renderCenter();
+      },
+      (err) => notice("无法打开历史会话：" + err.message, "error")
+    );
+  }
+
+  function renderCaseView(v) {
+    const name = $("chat-name");
+    name.textContent = "";
+    append(name, [avatar(customerName(v), v.conversation), h("span", { class: "chat-who" }, customerName(v))]);
+    const meta = $("chat-meta");
+    meta.textContent = "";
+    append(meta, [
+      channelBadge(v.channel),
+      h("span", { class: "badge closed" }, "已结束"),
+      v.closed_at != null ? h("span", null, "结束于 " + formatDate(v.closed_at)) : null,
+      v.agent ? h("span", null, "· 客服 " + agentLabel(v.agent)) : null,
+    ]);
+    $("case-title").textContent = "历史会话（只读）· " + customerName(v);
+    renderHistory(v);
+    $("typing").hidden = true;
+  }
+
+  function loadPastCases(id) {
+    api("cases", { conversation: id }).then(
+      (body) => {
+        S.pastCases = { conversation: id, cases: Array.isArray(body.cases) ? body.cases : [] };
+        renderCustomer();
+      },
+      (err) => notice("无法读取历史会话：" + err.message, "error")
+    );
+  }
 
   function showCloseConfirm() {
     if (!S.selected) return;
@@ -895,12 +1165,21 @@
         row("来自页面", pageLink(c.page)),
         row("语言", LOCALES[c.locale] || str(c.locale) || "—"),
         row("首次访问", formatDate(num(c.first_seen))),
-        row("历史会话", past == null ? "—" : past + " 次"),
+        row("历史会话", [
+          past == null ? "—" : past + " 次",
+          past ? h("button", { type: "button", class: "link-btn small", id: "past-open" }, "查看") : null,
+        ]),
         row("技能组", chat.group ? groupLabel(chat.group) : "—"),
         row("转人工", chat.reason_label || (chat.reason ? reasonLabel(chat.reason) : "—")),
         row("标签", tags.length ? h("div", { class: "tags" }, tags.map((t) => h("span", { class: "tag" }, t))) : "—")
       )
     );
+    if (S.pastCases && S.pastCases.conversation === chat.id) {
+      const list = h("ul", { class: "past-cases", id: "past-cases" });
+      S.pastCases.cases.forEach((r) => r && typeof r === "object" && list.appendChild(caseItem(r)));
+      if (!S.pastCases.cases.length) list.appendChild(h("li", { class: "muted" }, "没有可查看的历史会话"));
+      box.appendChild(list);
+    }
   }
 
   function pageLink(page) {
@@ -1042,6 +1321,10 @@
         return renderQueue();
       case "coach":
         return onCoach(f);
+      case "note":
+        return onNote(f);
+      case "typing":
+        return onTyping(f);
       case "status":
         return onStatus(f);
       case "error":
@@ -1067,7 +1350,9 @@
       display_name: str(a.display_name),
       groups: Array.isArray(a.groups) ? a.groups.map(str) : [],
       capacity: num(a.capacity),
+      role: a.role === "supervisor" ? "supervisor" : "agent",
     };
+    $("search-all-wrap").hidden = S.me.role !== "supervisor";
     S.status = f.status === "away" ? "away" : "online";
     S.statusPending = null;
     S.shop = str(f.shop && f.shop.name);
@@ -1151,6 +1436,7 @@
       chat.ids.add(m.id);
     }
     chat.history.push(m);
+    if (m.from === "customer" && S.typing.delete(chat.id)) renderTyping();
     if (m.from === "agent") {
       if (chat.first_reply_at == null) chat.first_reply_at = m.ts;
       const c = S.coach.get(chat.id);
@@ -1214,6 +1500,27 @@
       const chat = S.chats.get(id);
       notice("给「" + customerName(chat) + "」的回复没有发出，请查看提示", "warn");
     }
+  }
+
+  function onNote(f) {
+    const chat = S.chats.get(str(f.conversation));
+    if (!chat || !f.note) return;
+    const n = normNotes([f.note])[0];
+    if (chat.notes.some((x) => x.id === n.id)) return;
+    chat.notes.push(n);
+    if (S.selected === chat.id && !S.viewCase) appendToHistory(chat, n);
+  }
+
+  function onTyping(f) {
+    const id = str(f.conversation);
+    if (!S.chats.has(id) || f.from !== "customer") return;
+    S.typing.set(id, Date.now());
+    renderTyping();
+  }
+
+  function renderTyping() {
+    const at = S.selected && !S.viewCase ? S.typing.get(S.selected) : null;
+    $("typing").hidden = !(at && Date.now() - at < TYPING_SHOW_MS);
   }
 
   function onStatus(f) {
@@ -1426,6 +1733,7 @@
     });
 
     ta.addEventListener("keydown", (ev) => {
+      if (slashKey(ev)) return;
       if (ev.key !== "Enter" || ev.shiftKey) return;
       if (ev.isComposing || ev.keyCode === 229) return; // IME: Enter confirms the candidate
       ev.preventDefault();
@@ -1434,6 +1742,36 @@
     ta.addEventListener("input", () => {
       if (S.selected) S.drafts.set(S.selected, ta.value);
       updateSend();
+      updateSlash();
+      if (ta.value.trim() && ta.value.charAt(0) !== "/") signalTyping();
+    });
+    $("slash").addEventListener("mousedown", (ev) => {
+      const item = ev.target.closest("[data-slash]");
+      if (!item) return;
+      ev.preventDefault();
+      chooseSlash(S.slash.items.findIndex((p) => p.id === item.getAttribute("data-slash")));
+    });
+    $("mode-reply").addEventListener("click", () => setMode("reply"));
+    $("mode-note").addEventListener("click", () => setMode("note"));
+    $("tab-chats").addEventListener("click", () => showTab("chats"));
+    $("tab-history").addEventListener("click", () => showTab("history"));
+    $("search-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      runSearch();
+    });
+    const caseClick = (ev) => {
+      const item = ev.target.closest("[data-case]");
+      if (item) openCase(item.getAttribute("data-conversation"), item.getAttribute("data-case"));
+    };
+    $("results").addEventListener("click", caseClick);
+    $("customer").addEventListener("click", (ev) => {
+      if (ev.target.closest("#past-open") && S.selected) loadPastCases(S.selected);
+      else caseClick(ev);
+    });
+    $("case-close").addEventListener("click", () => {
+      S.viewCase = null;
+      renderCenter();
+      renderCustomer();
     });
     $("send").addEventListener("click", () => {
       sendReply(ta.value, false);

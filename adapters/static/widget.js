@@ -84,6 +84,7 @@
       refused: "此网站暂未开通在线客服连接",
       newMessages: "条新消息",
       powered: "店小二 提供技术支持",
+      typing: "客服正在输入…",
     },
     "zh-TW": {
       title: "線上客服",
@@ -103,6 +104,7 @@
       refused: "此網站尚未開通線上客服連線",
       newMessages: "則新訊息",
       powered: "店小二 提供技術支援",
+      typing: "客服正在輸入…",
     },
     en: {
       title: "Chat with us",
@@ -122,9 +124,12 @@
       refused: "This site is not allowed to connect to the chat service",
       newMessages: "new messages",
       powered: "Powered by Xiaoer",
+      typing: "The agent is typing…",
     },
   };
   const T = STRINGS[LOCALE] || STRINGS.en;
+  const TYPING_SEND_MS = 3000;
+  const TYPING_SHOW_MS = 6000;
   const TITLE = attr("data-title") || T.title;
 
   // ---------------------------------------------------------------------------------------------
@@ -198,6 +203,8 @@
   // ---------------------------------------------------------------------------------------------
   const S = {
     ws: null,
+    typedAt: 0, // ms when we last told the server the buyer types
+    typingTimer: 0,
     ready: false, // hello answered with ready on the current socket
     everReady: false,
     stopped: false, // origin refused: no more reconnects
@@ -390,6 +397,7 @@ textarea:focus { background: #fff; border-color: var(--xe-accent); box-shadow: 0
   box-shadow: 0 1px 4px rgba(0, 0, 0, 0.08);
 }
 .counter.full { color: #d93025; }
+.typing { flex: none; padding: 2px 16px 4px; font-size: 12px; color: #9a8e85; font-style: italic; background: #fff; }
 .foot { flex: none; padding: 0 0 8px; text-align: center; font-size: 11px; color: #bcb1a8; background: #fff; }
 @media (max-width: 479px) {
   .panel {
@@ -447,6 +455,7 @@ textarea:focus { background: #fff; border-color: var(--xe-accent); box-shadow: 0
       <div class="empty" data-xiaoer="empty">${ICON_BUBBLES}<span class="empty-text"></span></div>
       <div class="messages" data-xiaoer="messages" role="log" aria-live="polite" aria-relevant="additions"></div>
     </div>
+    <div class="typing" data-xiaoer="typing" hidden></div>
     <div class="composer">
       <span class="counter" data-xiaoer="counter" hidden></span>
       <textarea data-xiaoer="input" rows="1" maxlength="${MAX_LEN}" autocomplete="off" enterkeyhint="send"></textarea>
@@ -490,7 +499,9 @@ textarea:focus { background: #fff; border-color: var(--xe-accent); box-shadow: 0
       input: q('[data-xiaoer="input"]'),
       send: q('[data-xiaoer="send"]'),
       foot: q(".foot"),
+      typing: q('[data-xiaoer="typing"]'),
     };
+    el.typing.textContent = T.typing;
     rootDiv.setAttribute("lang", LOCALE);
     if (ACCENT) {
       rootDiv.style.setProperty("--xe-accent", ACCENT);
@@ -589,7 +600,22 @@ textarea:focus { background: #fff; border-color: var(--xe-accent); box-shadow: 0
     sendFromInput();
   }
 
+  // While a human serves the chat, the agent sees "typing…" (the server passes it on only then).
+  function signalTyping() {
+    if (!S.ready || el.input.value.trim() === "" || Date.now() - S.typedAt < TYPING_SEND_MS) return;
+    S.typedAt = Date.now();
+    wsSend({ type: "typing" });
+  }
+
+  function showAgentTyping() {
+    if (!S.mounted) return;
+    el.typing.hidden = false;
+    clearTimeout(S.typingTimer);
+    S.typingTimer = setTimeout(() => (el.typing.hidden = true), TYPING_SHOW_MS);
+  }
+
   function onInputChange() {
+    signalTyping();
     const len = el.input.value.length;
     el.send.disabled = el.input.value.trim() === "";
     if (len >= COUNTER_FROM) {
@@ -612,6 +638,7 @@ textarea:focus { background: #fff; border-color: var(--xe-accent); box-shadow: 0
     const text = el.input.value;
     if (text.trim() === "") return;
     el.input.value = "";
+    S.typedAt = 0; // the message ends this bout of typing: the next keystroke signals again
     onInputChange();
     sendText(text);
   }
@@ -1059,6 +1086,9 @@ textarea:focus { background: #fff; border-color: var(--xe-accent); box-shadow: 0
         return onServerMessage(f);
       case "ack":
         return onAck(f);
+      case "typing":
+        if (f.from === "agent") showAgentTyping();
+        return undefined;
       case "error":
         return onError(f);
       case "pong":
@@ -1108,6 +1138,10 @@ textarea:focus { background: #fff; border-color: var(--xe-accent); box-shadow: 0
   }
 
   function onServerMessage(f) {
+    if (f.from === "agent" && S.mounted) {
+      clearTimeout(S.typingTimer);
+      el.typing.hidden = true;
+    }
     // Measure before the new bubble adds its height: a long reply must not look like "scrolled up".
     const wasNearBottom = S.mounted && nearBottom();
     const added = acceptServerMessage(f);

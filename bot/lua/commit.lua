@@ -149,6 +149,7 @@ for _, e in ipairs(effects) do
       cancel_timer(p, h)
       redis.call('DEL', h)
       r.outcome, r.from, r.group = 'closed', cur.agent, cur.group
+      record_case(p, cid, cur, now, tonumber(ARGV[3]), KEYS[2])
     else
       r.outcome = 'not_open'
     end

@@ -109,3 +109,20 @@ local function drain(p, group, members, now, timeout, max_reassignments)
   end
   return out
 end
+
+-- A closed chat stays browsable: "<cid>|<queued_at>|<agent>|<last transcript id>" scored by the
+-- close time, in the closing agent's history, the shop's history and the buyer's own. The case's lines
+-- are the conversation's stream after the previous case's last id, up to this one's. Older than `ttl`
+-- (the transcript's lifetime) is dropped as new cases arrive.
+local function record_case(p, cid, cur, now, ttl, transcript)
+  local last = redis.call('XREVRANGE', transcript, '+', '-', 'COUNT', 1)
+  local last_id = (last[1] and last[1][1]) or '0-0'
+  local member = cid .. '|' .. (cur.queued_at or '') .. '|' .. (cur.agent or '') .. '|' .. last_id
+  local keys = {p .. 'history', p .. 'conv:{' .. cid .. '}:cases'}
+  if cur.agent then keys[#keys + 1] = p .. 'history:' .. cur.agent end
+  for _, k in ipairs(keys) do
+    redis.call('ZADD', k, now, member)
+    redis.call('ZREMRANGEBYSCORE', k, '-inf', tonumber(now) - ttl)
+    redis.call('EXPIRE', k, ttl)
+  end
+end

@@ -52,3 +52,65 @@ async def test_pick_two_anonymous_buyers_from_the_queue_and_get_notified_in_the_
     await background.click()
     await desk.wait_for_function("!document.title.startsWith('(')")
     assert errors == []
+
+
+async def test_notes_typing_slash_replies_and_a_closed_chat_found_by_search(start_bot, browser):
+    bot = await start_bot(**handoff_sections(agent("alice", ["presales"])))
+    errors: list[str] = []
+    desk = await desk_page(browser, bot.url, "alice", errors)
+    shop = await shop_page(browser, bot.url, errors)
+    await say(shop, "转人工")
+    await desk.locator("#chats [data-chat]").first.wait_for()
+    await say(shop, "我买的围巾起球了怎么办")
+    await desk.locator("#history .msg[data-from='customer']", has_text="起球").wait_for()
+
+    # typing both ways
+    await shop.locator('[data-xiaoer="input"]').fill("还有一个问")
+    await desk.locator("#typing").wait_for(state="visible")
+    await desk.fill("#reply", "亲")
+    await shop.locator('[data-xiaoer="typing"]').wait_for(state="visible")
+    await shop.locator('[data-xiaoer="input"]').fill("")
+
+    # an internal note: on the desk, never at the buyer
+    await desk.click("#mode-note")
+    await desk.fill("#reply", "老顾客，上次也是围巾问题")
+    await desk.press("#reply", "Enter")
+    await desk.locator("#history .msg[data-from='note']", has_text="老顾客").wait_for()
+    await desk.click("#mode-reply")
+
+    # "/" opens the quick replies by search; Enter takes the highlighted one
+    await desk.fill("#reply", "")
+    await desk.type("#reply", "/欢迎")
+    await desk.locator("#slash .slash-item").first.wait_for()
+    chosen = await desk.locator("#slash .slash-item[aria-selected='true'] .slash-text").inner_text()
+    await desk.press("#reply", "Enter")
+    assert await desk.locator("#slash").is_hidden() and await desk.input_value("#reply") == chosen
+    await desk.press("#reply", "Enter")
+    await shop.locator('[data-xiaoer="message"][data-from="agent"]', has_text=chosen[:6]).wait_for()
+    await screenshot(desk, "desk-note-and-slash")
+
+    await desk.click("#close")
+    await desk.click("#close-confirm")
+    await desk.locator("#chats-empty").wait_for(state="visible")
+    await shop.reload()
+    await shop.locator('[data-xiaoer="launcher"]').click()
+    await shop.locator('[data-xiaoer="message"][data-from="agent"]').first.wait_for()
+    assert await shop.locator("text=老顾客").count() == 0          # the note never reached the buyer
+
+    # the closed chat is found by what the buyer wrote, and opens read-only with its note
+    await desk.click("#tab-history")
+    await desk.fill("#search-q", "起球")
+    await desk.click("#search-go")
+    result = desk.locator("#results [data-case]")
+    await result.first.wait_for()
+    assert await result.count() == 1 and "起球" in await result.first.inner_text()
+    await result.first.click()
+    await desk.locator("#case-bar").wait_for(state="visible")
+    await desk.locator("#history .msg[data-from='customer']", has_text="起球").wait_for()
+    await desk.locator("#history .msg[data-from='note']", has_text="老顾客").wait_for()
+    assert await desk.locator(".composer").is_hidden()
+    await screenshot(desk, "desk-history-search")
+    await desk.fill("#search-q", "不存在的内容")
+    await desk.click("#search-go")
+    await desk.locator("#results-empty", has_text="没有找到").wait_for()
+    assert errors == []
