@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 COOKIE = "xiaoer_desk"
 LOGIN_TTL = 12 * 3600
-HEARTBEAT = 15.0
+HEARTBEAT = 1.5  # renews the desk's presence lease (bot.handoff.PRESENCE_TTL)
 MAX_REPLY_CHARS = 4000
 MAX_NOTE_CHARS = 2000
 MAX_QUERY_CHARS = 100
@@ -253,8 +253,9 @@ class _DeskSocket:
             await asyncio.sleep(HEARTBEAT)
             try:
                 await self.desk.service.socket_alive(self.username, self.id)
-            except Exception:  # a Redis blip must not make an open desk look offline for good
-                log.warning("desk heartbeat of %s failed; retrying", self.username, exc_info=True)
+            except Exception as exc:  # a Redis blip must not make an open desk look offline for good
+                if not self.desk.service.store.unavailable(exc):
+                    log.warning("desk heartbeat of %s failed; retrying", self.username, exc_info=True)
 
     async def handle(self, frame: dict[str, Any]) -> None:
         kind = frame["type"]

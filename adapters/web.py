@@ -24,6 +24,7 @@ from aiohttp import WSMsgType, web
 
 from adapters.common import OpenSockets, encodable, own_origins
 from bot.config import WebChannel
+from bot.store import StoreBusy, StoreUnavailable
 from bot.types import Customer, Inbound, Outcome, TranscriptEntry
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,10 @@ MAX_PAGE_TITLE = 200
 Submit = Callable[[Inbound, str | None], Awaitable[Outcome]]
 History = Callable[[str], Awaitable[list[TranscriptEntry]]]
 Listen = Callable[[str, Callable[[dict[str, Any]], Awaitable[None]]], Callable[[], None]]
+Notice = Callable[[str, str | None], str]  # (phrase id, locale) -> buyer-facing text
+# Seconds the widget waits before it resends by itself after "busy" / "unavailable".
+RETRY_BUSY = 1.0
+RETRY_UNAVAILABLE = 2.0
 
 
 class RateLimit:
@@ -66,7 +71,7 @@ class WebWidget:
 
     def __init__(self, config: WebChannel, secret: str, submit: Submit, history: History, listen: Listen,
                  public_url: str = "", agent_name: Callable[[str], str] = str,
-                 typing: Callable[[str], Awaitable[None]] | None = None):
+                 typing: Callable[[str], Awaitable[None]] | None = None, notice: Notice | None = None):
         self.config = config
         self._typing = typing  # tells the chat's agent that the buyer is typing
         self.agent_name = agent_name  # buyers see an agent's display name, never the login name
@@ -75,6 +80,7 @@ class WebWidget:
         self._history = history
         self._listen = listen
         self.public_url = public_url
+        self.notice = notice or (lambda phrase, locale: phrase)
         self._sockets = OpenSockets()
 
     def mount(self, app: web.Application) -> None:
@@ -147,6 +153,7 @@ class _Socket:
         self.limit = RateLimit()
         self.page: tuple[str, str] = ("", "")  # (url, title) of the page the widget runs on
         self._typed = 0.0
+        self.replies_in_ack = False  # the client asked for one frame per turn (docs/widget.md)
         self._unlisten: Callable[[], None] | None = None
         self._send_lock = asyncio.Lock()
 
@@ -159,6 +166,13 @@ class _Socket:
 
     async def error(self, code: str, message: str, **extra: Any) -> None:
         await self.send({"type": "error", "code": code, "message": message, **extra})
+
+    async def retry_later(self, code: str, client_id: str | None = None) -> None:
+        """Overload or a Redis outage: a notice in the buyer's language; the client resends by itself."""
+        phrase, after = ("service.busy", RETRY_BUSY) if code == "busy" else ("service.unavailable", RETRY_UNAVAILABLE)
+        locale = self.customer.locale if self.customer else None
+        extra = {"id": client_id} if client_id else {}
+        await self.error(code, self.widget.notice(phrase, locale), retry_after=after, **extra)
 
     def detach(self) -> None:
         if self._unlisten:
@@ -227,9 +241,19 @@ class _Socket:
             name=name.strip()[:64] or None if isinstance(name, str) else None,
             locale=locale if locale in _LOCALES else None,
         )
+        self.replies_in_ack = frame.get("replies_in_ack") is True
         self.detach()
         self._unlisten = self.widget._listen(f"conv:{self.conversation_id}", self.on_event)
-        history = await self.widget._history(self.conversation_id)
+        try:
+            history = await self.widget._history(self.conversation_id)
+        except Exception as exc:
+            self.detach()
+            if not isinstance(exc, StoreUnavailable) and not isinstance(exc, StoreBusy):
+                raise
+            # Say why in the buyer's language, then close: the widget reconnects with backoff.
+            await self.retry_later("busy" if isinstance(exc, StoreBusy) else "unavailable")
+            await self.ws.close(code=1013, message=b"try again later")
+            return False
         await self.send({
             "type": "ready", "visitor": visitor, "token": self.widget.token_for(visitor),
             "history": [self._public(e.to_json()) for e in history],
@@ -277,14 +301,30 @@ class _Socket:
         )
         try:
             outcome = await self.widget._submit(inbound, self.id)
+        except StoreBusy:
+            await self.retry_later("busy", client_id)
+            return
+        except StoreUnavailable:
+            await self.retry_later("unavailable", client_id)
+            return
         except Exception:
             log.exception("turn failed for %s", self.conversation_id)
             await self.error("internal", "sorry, something went wrong; the message will be retried", id=client_id)
             return
+        if outcome.in_progress:
+            # The first attempt may have died with its process: no ack (that would mark the message
+            # stored); the client resends, and once that attempt's lease has run out it is handled.
+            await self.retry_later("busy", client_id)
+            return
+        ack: dict[str, Any] = {"type": "ack", "id": client_id, "duplicate": outcome.duplicate}
+        if self.replies_in_ack:
+            ack["messages"] = [self._public(e.to_json()) for e in outcome.replies]
+            await self.send(ack)  # one frame per turn
+            return
         for entry in outcome.replies:
             await self.send(entry.to_json())
         # The ack comes last: it marks the end of this message's turn on this socket.
-        await self.send({"type": "ack", "id": client_id, "duplicate": outcome.duplicate})
+        await self.send(ack)
 
     async def typing(self) -> None:
         """The buyer is typing: passed on to the agent's desk, at most every TYPING_EVERY seconds."""

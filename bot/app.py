@@ -103,7 +103,7 @@ class Xiaoer:
             store = self.store
             WebWidget(
                 cfg.channels.web, secret, self.engine.submit, store.history, self.hub.listen, cfg.server.public_url,
-                agent_name=self.handoff.display, typing=self.handoff.buyer_typing,
+                agent_name=self.handoff.display, typing=self.handoff.buyer_typing, notice=phrasebook.text,
             ).mount(self.app)
         Desk(cfg, self.handoff, Coach(phrasebook), self.engine.submit, self.hub.listen).mount(self.app)
         senders = {}

@@ -13,8 +13,10 @@ log = logging.getLogger(__name__)
 
 
 class BackgroundLoop:
-    def __init__(self, name: str, step: Callable[[], Awaitable[object]], interval: float):
+    def __init__(self, name: str, step: Callable[[], Awaitable[object]], interval: float,
+                 expected: Callable[[BaseException], bool] | None = None):
         self.name = name
+        self.expected = expected  # True for errors reported elsewhere (a Redis outage): no traceback
         self.step = step
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
@@ -37,8 +39,9 @@ class BackgroundLoop:
         while not self._stopping.is_set():
             try:
                 await self.step()
-            except Exception:
-                log.exception("%s: round failed", self.name)
+            except Exception as exc:
+                if not (self.expected and self.expected(exc)):
+                    log.exception("%s: round failed", self.name)
             try:
                 await asyncio.wait_for(self._stopping.wait(), timeout=self.interval)
             except asyncio.TimeoutError:

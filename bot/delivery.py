@@ -81,7 +81,8 @@ class Deliverer:
         self._held: set[str] = set()
         self._renewed = clock()
         self._stopping = asyncio.Event()
-        self._loop = BackgroundLoop("xiaoer-delivery", lambda: self.round(block_ms=500), interval=0.02)
+        self._loop = BackgroundLoop("xiaoer-delivery", lambda: self.round(block_ms=500), interval=0.02,
+                                    expected=store.unavailable)
 
     async def start(self) -> None:
         await self.store.outbox_group()

@@ -18,7 +18,7 @@ from typing import Any
 from bot import metrics
 from bot.channels import pushes
 from bot.router import Context, Router
-from bot.store import NotAssigned, Store, stamp
+from bot.store import NotAssigned, Store, StoreBusy, stamp
 from bot.textnorm import detect_locale
 from bot.types import Inbound, Outcome, Sender, Session, TranscriptEntry
 
@@ -35,6 +35,7 @@ class Engine:
         clock: Callable[[], float] = time.time,
         routing: Callable[[float], dict[str, Any]] | None = None,
         after_commit: AfterCommit | None = None,
+        max_in_flight: int = 1000,
     ):
         self.store = store
         self.router = router
@@ -42,9 +43,24 @@ class Engine:
         self.clock = clock
         self.routing = routing or (lambda now: {"now": stamp(now), "timeout": 60, "max_reassignments": 3, "members": {}})
         self.after_commit = after_commit
+        # Back-pressure: beyond this many turns in progress in this process, a new one is refused at
+        # once with StoreBusy (the buyer is asked to wait a moment and the client resends) instead of
+        # queueing without bound.
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
 
     async def submit(self, inbound: Inbound, origin: str | None = None) -> Outcome:
         """Handle one event exactly once. A duplicate (same message id) returns no replies."""
+        if self.in_flight >= self.max_in_flight:
+            metrics.BUSY.inc()
+            raise StoreBusy(f"{self.in_flight} turns in progress")
+        self.in_flight += 1
+        try:
+            return await self._submit(inbound, origin)
+        finally:
+            self.in_flight -= 1
+
+    async def _submit(self, inbound: Inbound, origin: str | None) -> Outcome:
         started = time.perf_counter()
         turn = await self.store.begin_turn(inbound)
         if isinstance(turn, str):
@@ -53,14 +69,15 @@ class Engine:
         async with turn:
             now = self.clock()
             session = turn.session
-            if session.created_at == 0.0:
-                session = session.evolve(created_at=now)
             locale = self._locale(inbound, session.locale)
+            changes: dict[str, object] = {"created_at": now} if session.created_at == 0.0 else {}
             if inbound.from_buyer:
-                name = inbound.customer.name or session.customer_name
-                session = session.evolve(customer_name=name, locale=locale, last_buyer_at=now)
+                changes.update(customer_name=inbound.customer.name or session.customer_name, locale=locale,
+                               last_buyer_at=now)
                 if inbound.page_url:
-                    session = session.evolve(page_url=inbound.page_url, page_title=inbound.page_title)
+                    changes.update(page_url=inbound.page_url, page_title=inbound.page_title)
+            if changes:
+                session = session.evolve(**changes)  # one copy, not one per change
             ctx = Context(inbound=inbound, session=session, now=now, locale=locale)
             try:
                 result = self.router.route(ctx)

@@ -24,7 +24,7 @@ from bot.store import Store, stamp
 from bot.types import Inbound, Sender, Session, State, TranscriptEntry
 
 log = logging.getLogger(__name__)
-PRESENCE_TTL = 120.0          # a desk socket counts as present this long after its last heartbeat
+PRESENCE_TTL = 5.0            # a desk socket counts as present this long after its last heartbeat (1.5 s)
 DEFAULT_WAIT = 120.0          # seconds per buyer ahead, until there are real figures
 
 

@@ -83,8 +83,9 @@ class Hub:
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.warning("event subscription lost; retrying in %.1f s", delay, exc_info=True)
+            except Exception as exc:
+                if not self.store.unavailable(exc):  # an outage is logged once by the store
+                    log.warning("event subscription lost; retrying in %.1f s", delay, exc_info=True)
                 events = None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)

@@ -17,3 +17,4 @@ HANDOFFS = Counter("xiaoer_handoffs_total", "Handoffs to a human by outcome (ass
 REASSIGNED = Counter("xiaoer_reassignments_total", "First-response-timeout reassignments by outcome", ["outcome"])
 SUPERVISOR = Counter("xiaoer_supervisor_escalations_total", "Chats reassigned max_reassignments times without a reply")
 RATINGS = Counter("xiaoer_ratings_total", "Satisfaction ratings by score", ["score"])
+BUSY = Counter("xiaoer_busy_total", "Turns refused at once because this process was overloaded (the client resends)")

@@ -3,17 +3,25 @@
 Keys carry the configured prefix and a hash tag per conversation (`{<conversation id>}`), so every
 multi-key step of one conversation stays on one Redis Cluster slot.
 
-A turn is: claim the platform message id (a lease, so a retry while we work gets no second reply and
-a crash before commit does not swallow the message) -> take the conversation lock -> load the session
--> ... handlers ... -> commit session, transcript, dedupe mark and the fan-out event in one Lua script
-that first checks we still hold the lock.
+A turn is two round trips: one Lua script claims the platform message id (a lease, so a retry while
+we work gets no second reply and a crash before commit does not swallow the message), takes the
+conversation lock (a lease too) and loads the session; handlers run; a second script commits session,
+transcript, dedupe mark, effects and the fan-out event after checking we still hold both, and unlocks.
+
+Leases are short (LEASE, 5 s): a process killed mid-turn holds nothing for longer than that.
+Connections come from a bounded pool that waits (it never fails a command because all connections
+are busy); redis-py's per-command socket timeout is off, because in Python 3.11 it wraps every write
+in a new task. Connection failures surface as StoreUnavailable at once (one quick reconnect first),
+logged once per outage by `Outage`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
+import time
 import weakref
 from pathlib import Path
 from collections.abc import AsyncIterator, Sequence
@@ -21,12 +29,20 @@ from dataclasses import fields
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.lock import Lock
-from redis.exceptions import LockError, ResponseError
+from redis.asyncio.connection import BlockingConnectionPool
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.types import Case, Effect, Handoff, Inbound, Note, Sender, Session, State, TranscriptEntry
 
 _LUA = Path(__file__).resolve().parent / "lua"
+log = logging.getLogger(__name__)
+LEASE = 5.0          # seconds a message claim, a conversation lock or a timer is held without renewal
+POOL_SIZE = 64       # connections per process; more turns than this wait for one
+POOL_WAIT = 2.0      # seconds a command may wait for a free connection before the turn is "busy"
 
 
 def _script(name: str) -> str:
@@ -64,6 +80,55 @@ class StoreError(Exception):
     """A turn could not be committed (lost lock or claim); nothing was written."""
 
 
+class StoreUnavailable(StoreError):
+    """Redis cannot be reached; nothing was written. The buyer is asked to wait and the client resends."""
+
+
+class StoreBusy(StoreError):
+    """Overload: no connection or conversation lock came free in time; nothing was written."""
+
+
+_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+class Outage:
+    """One log line when Redis becomes unreachable and one, with the duration, when it is back —
+    instead of a traceback per failed operation."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self.failures = 0
+
+    def failed(self, exc: BaseException) -> None:
+        if self.since is None:
+            self.since, self.failures = time.monotonic(), 0
+            log.warning("redis unavailable (%s: %s); buyers are asked to wait and clients resend",
+                        type(exc).__name__, exc)
+        self.failures += 1
+
+    def ok(self) -> None:
+        if self.since is not None:
+            log.warning("redis outage over after %.1f s (%d operations refused)",
+                        time.monotonic() - self.since, self.failures)
+            self.since = None
+
+    @property
+    def down(self) -> bool:
+        return self.since is not None
+
+
+class _Pool(BlockingConnectionPool):
+    """Waits up to POOL_WAIT for a connection, then raises StoreBusy (not a connection error)."""
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().get_connection(*args, **kwargs)
+        except RedisConnectionError as exc:
+            if isinstance(exc.__cause__, asyncio.TimeoutError):
+                raise StoreBusy("no Redis connection came free in time") from None
+            raise
+
+
 class NotAssigned(StoreError):
     """An agent acted on a chat it does not own (any more); nothing was written.
 
@@ -82,8 +147,8 @@ class Store:
         client: aioredis.Redis,
         prefix: str = "xiaoer:",
         session_ttl: int = 30 * 86400,
-        claim_lease: float = 30.0,
-        lock_timeout: float = 15.0,
+        claim_lease: float = LEASE,
+        lock_timeout: float = LEASE,
         dedupe_ttl: int = 86400,
         transcript_cap: int = 1000,
     ):
@@ -94,10 +159,12 @@ class Store:
         self.lock_timeout = lock_timeout
         self.dedupe_ttl = dedupe_ttl
         self.transcript_cap = transcript_cap
+        self.outage = Outage()
+        self._begin = client.register_script((_LUA / "begin.lua").read_text())
+        self._abort = client.register_script((_LUA / "abort.lua").read_text())
         self._commit = client.register_script(_script("commit"))
         self._drain = client.register_script(_script("drain"))
         self._claim_timers = client.register_script((_LUA / "timers.lua").read_text())
-        self._release_claim = client.register_script(_RELEASE_CLAIM)
         self._reserve_attempt = client.register_script(_RESERVE_ATTEMPT)
         self._release_attempt = client.register_script(_RELEASE_ATTEMPT)
         # In-process FIFO per conversation in front of the Redis lock, so that messages of one
@@ -105,8 +172,22 @@ class Store:
         self._local: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     @classmethod
-    def from_url(cls, url: str, **kwargs: Any) -> Store:
-        return cls(aioredis.from_url(url, decode_responses=True, health_check_interval=30), **kwargs)
+    def from_url(cls, url: str, pool_size: int = POOL_SIZE, **kwargs: Any) -> Store:
+        pool = _Pool.from_url(
+            url, max_connections=pool_size, timeout=POOL_WAIT, decode_responses=True,
+            socket_timeout=None, socket_connect_timeout=2.0, health_check_interval=10,
+            **({} if url.startswith("unix:") else {"socket_keepalive": True}),
+            # one immediate reconnect (a pooled connection may predate a Redis restart), then fail fast
+            retry=Retry(NoBackoff(), 1),
+        )
+        return cls(aioredis.Redis(connection_pool=pool), **kwargs)
+
+    def unavailable(self, exc: BaseException) -> bool:
+        """True (and counted in the outage) when `exc` means Redis cannot be reached."""
+        if isinstance(exc, StoreUnavailable) or isinstance(exc, _DOWN):
+            self.outage.failed(exc)
+            return True
+        return False
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -127,45 +208,66 @@ class Store:
 
     # ---- turns --------------------------------------------------------------------------------
     async def begin_turn(self, inbound: Inbound) -> Turn | str:
-        """Claim the message and lock the conversation.
+        """Claim the message, lock the conversation and load it (one script; again only while another
+        process holds this conversation's lock).
 
-        A duplicate returns "done" (already committed) or "pending" (another attempt is running; if it
-        fails, its lease runs out and a later retry is handled).
+        A duplicate returns "done" (already committed) or "pending" (another attempt holds the claim; if
+        that attempt died, its lease runs out within LEASE seconds and a later retry is handled).
         """
-        local = self._local.get(inbound.conversation_id)
+        cid = inbound.conversation_id
+        local = self._local.get(cid)
         if local is None:
-            local = self._local[inbound.conversation_id] = asyncio.Lock()
-        claim_key = self._conv(inbound.conversation_id, f"msg:{inbound.message_id}")  # validates the id
-        claim = f"pending:{secrets.token_hex(8)}"
+            local = self._local[cid] = asyncio.Lock()
+        keys = [self._conv(cid, f"msg:{inbound.message_id}"), self._conv(cid, "lock"),  # validates the id
+                self._conv(cid, "session"), self._conv(cid, "handoff")]
+        token = secrets.token_hex(8)
         await local.acquire()  # first, before any await: arrival order is kept
         try:
-            if not await self.redis.set(claim_key, claim, nx=True, px=int(self.claim_lease * 1000)):
-                local.release()
-                held = await self.redis.get(claim_key)
-                return "pending" if held and held.startswith("pending") else "done"
-            turn = Turn(self, inbound, claim_key, claim, local)
-            await turn.acquire()
-        except BaseException:
-            if local.locked():
-                local.release()
-            await self._release_claim(keys=[claim_key], args=[claim])
+            deadline = 0.0
+            while True:
+                status, *state = await self._begin(keys=keys, args=[token, int(self.claim_lease * 1000)])
+                if status == "ok":
+                    break
+                if status != "locked":
+                    local.release()
+                    self.outage.ok()
+                    return str(status)
+                # Another process is in a turn of this conversation: its commit releases the lock.
+                now = time.monotonic()
+                deadline = deadline or now + self.lock_timeout * 2
+                if now > deadline:
+                    raise StoreBusy(f"conversation {cid} is busy")
+                await asyncio.sleep(0.005)
+        except BaseException as exc:
+            local.release()
+            await self._abort_quietly(keys[:2], token)
+            if isinstance(exc, _DOWN):
+                self.outage.failed(exc)
+                raise StoreUnavailable(f"redis unavailable: {exc}") from exc
             raise
-        return turn
+        self.outage.ok()
+        session = _session_of(cid, inbound.channel, _pairs(state[0]), _pairs(state[1]))
+        return Turn(self, inbound, keys, token, local, session)
+
+    async def _abort_quietly(self, keys: list[str], token: str) -> None:
+        try:
+            await self._abort(keys=keys, args=[token])
+        except Exception:
+            pass  # Redis is gone: the leases run out by themselves
 
     async def load_session(self, conversation_id: str, channel: str) -> Session:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(self._conv(conversation_id, "session"))
             pipe.hgetall(self._conv(conversation_id, "handoff"))
             raw, handoff = await pipe.execute()
-        session = _session_from_hash(conversation_id, channel, raw) if raw else Session(conversation_id, channel)
-        if handoff.get("state") in (State.QUEUED, State.WITH_AGENT):
-            session = session.evolve(handoff=_handoff(handoff), state=State(handoff["state"]))
-        elif session.state in (State.QUEUED, State.WITH_AGENT):
-            session = session.evolve(state=State.BOT)  # the handoff was closed outside this turn
-        return session
+        return _session_of(conversation_id, channel, raw, handoff)
 
     async def history(self, conversation_id: str, limit: int = 200) -> list[TranscriptEntry]:
-        rows = await self.redis.xrevrange(self._conv(conversation_id, "transcript"), count=limit)
+        try:
+            rows = await self.redis.xrevrange(self._conv(conversation_id, "transcript"), count=limit)
+        except _DOWN as exc:
+            self.outage.failed(exc)
+            raise StoreUnavailable(f"redis unavailable: {exc}") from exc
         return [_entry(fields_) for _, fields_ in reversed(rows)]
 
     async def append(self, conversation_id: str, entries: Sequence[TranscriptEntry], event: dict[str, Any],
@@ -319,7 +421,9 @@ class Store:
 
     async def claim_timers(self, now: float, lease: float, limit: int = 50) -> list[str]:
         """Due timers, each leased to this caller; a crashed holder's lease expires and it fires again."""
-        return list(await self._claim_timers(keys=[f"{self.prefix}timers", f"{self.prefix}timers:leased"], args=[now, lease, limit]))
+        due = list(await self._claim_timers(keys=[f"{self.prefix}timers", f"{self.prefix}timers:leased"], args=[now, lease, limit]))
+        self.outage.ok()  # polled every quarter second: notices the end of an outage without traffic
+        return due
 
     async def ack_timer(self, member: str) -> None:
         await self.redis.zrem(f"{self.prefix}timers:leased", member)
@@ -495,32 +599,18 @@ return 0
 
 
 class Turn:
-    """One conversation turn under lock. Use as `async with`; `commit` is the only write."""
+    """One conversation turn under lock. Use as `async with`; `commit` is the only write (and unlocks)."""
 
-    def __init__(self, store: Store, inbound: Inbound, claim_key: str, claim: str, local: asyncio.Lock):
+    def __init__(self, store: Store, inbound: Inbound, keys: list[str], token: str, local: asyncio.Lock,
+                 session: Session):
         self.store = store
         self.inbound = inbound
-        self.session: Session = Session(inbound.conversation_id, inbound.channel)
-        self._claim_key = claim_key
-        self._claim = claim
+        self.session = session
+        self._claim_key, self._lock_key = keys[0], keys[1]
+        self._token = token
+        self._claim = f"pending:{token}"
         self._local = local
-        self._lock: Lock = store.redis.lock(
-            store._conv(inbound.conversation_id, "lock"),
-            timeout=store.lock_timeout,
-            sleep=0.01,
-            blocking_timeout=store.lock_timeout * 2,
-        )
         self.committed = False
-
-    async def acquire(self) -> None:
-        """Take the Redis lock (the caller holds the local one) and load the session."""
-        if not await self._lock.acquire():
-            raise StoreError(f"conversation {self.inbound.conversation_id} is busy")
-        try:
-            self.session = await self.store.load_session(self.inbound.conversation_id, self.inbound.channel)
-        except BaseException:
-            await self._release_lock()
-            raise
 
     async def commit(
         self,
@@ -531,23 +621,21 @@ class Turn:
         routing: dict[str, Any] | None = None,
         push: Sequence[TranscriptEntry] = (),
     ) -> list[dict[str, Any]]:
-        """Write the turn atomically; returns one result per effect.
+        """Write the turn atomically and release the lock; returns one result per effect.
 
         Raises NotAssigned (and writes nothing) when an agent acts on a chat it no longer owns.
         """
         store = self.store
         cid = self.inbound.conversation_id
-        token = self._lock.local.token
-        token = token.decode() if isinstance(token, bytes) else token
         payload = [list(_entry_fields(e).values()) for e in entries]
         effects_json = [{k: v for k, v in vars(e).items() if v is not None} for e in effects]
         ctx = {**(routing or {}), "p": store.prefix, "cid": cid} if effects else {}
         try:
             raw = await store._commit(
                 keys=[store._conv(cid, "session"), store._conv(cid, "transcript"), self._claim_key,
-                      store._conv(cid, "lock"), store._conv(cid, "handoff"), store.outbox_key],
+                      self._lock_key, store._conv(cid, "handoff"), store.outbox_key],
                 args=[
-                    token, self._claim, store.session_ttl, store.dedupe_ttl, store.transcript_cap,
+                    self._token, self._claim, store.session_ttl, store.dedupe_ttl, store.transcript_cap,
                     json.dumps(_session_to_hash(session), ensure_ascii=False),
                     json.dumps(payload, ensure_ascii=False),
                     store.events_channel, json.dumps(event, ensure_ascii=False) if event else "",
@@ -560,17 +648,16 @@ class Turn:
             if str(exc) in _REFUSALS:
                 raise NotAssigned(str(exc)) from None
             raise StoreError(f"commit of {cid} failed: {exc}") from exc
+        except _DOWN as exc:
+            store.outage.failed(exc)
+            raise StoreUnavailable(f"commit of {cid} failed: redis unavailable: {exc}") from exc
+        except StoreError:
+            raise
         except Exception as exc:
             raise StoreError(f"commit of {cid} failed: {exc}") from exc
         self.committed = True
         results = json.loads(raw)
         return results if isinstance(results, list) else []
-
-    async def _release_lock(self) -> None:
-        try:
-            await self._lock.release()
-        except LockError:
-            pass  # expired meanwhile; commit would have refused anyway
 
     async def __aenter__(self) -> Turn:
         return self
@@ -578,9 +665,8 @@ class Turn:
     async def __aexit__(self, *exc: object) -> None:
         try:
             if not self.committed:
-                # Give the message back so a retry is handled, not swallowed.
-                await self.store._release_claim(keys=[self._claim_key], args=[self._claim])
-            await self._release_lock()
+                # Give the message back so a retry is handled, not swallowed; release the lock.
+                await self.store._abort_quietly([self._claim_key, self._lock_key], self._token)
         finally:
             self._local.release()
 
@@ -602,7 +688,22 @@ def _session_to_hash(session: Session) -> dict[str, str]:
     return out
 
 
-def _session_from_hash(conversation_id: str, channel: str, raw: dict[str, str]) -> Session:
+def _pairs(flat: list[str]) -> dict[str, str]:
+    return dict(zip(flat[::2], flat[1::2]))
+
+
+def _session_of(conversation_id: str, channel: str, raw: dict[str, str], handoff: dict[str, str]) -> Session:
+    """The session with its handoff record, built once (no intermediate copies)."""
+    state = handoff.get("state")
+    if state in (State.QUEUED, State.WITH_AGENT):
+        return _session_from_hash(conversation_id, channel, raw, handoff=_handoff(handoff), state=State(state))
+    session = _session_from_hash(conversation_id, channel, raw) if raw else Session(conversation_id, channel)
+    if session.state in (State.QUEUED, State.WITH_AGENT):
+        session = session.evolve(state=State.BOT)  # the handoff was closed outside this turn
+    return session
+
+
+def _session_from_hash(conversation_id: str, channel: str, raw: dict[str, str], **override: Any) -> Session:
     known = {f.name for f in fields(Session)} - _NOT_STORED
     values: dict[str, Any] = {"conversation_id": conversation_id, "channel": raw.get("channel", channel)}
     for key, value in raw.items():
@@ -616,6 +717,7 @@ def _session_from_hash(conversation_id: str, channel: str, raw: dict[str, str]) 
             values[key] = State(value)
         else:
             values[key] = value
+    values.update(override)
     return Session(**values)
 
 

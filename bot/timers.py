@@ -1,8 +1,8 @@
 """The timer runner: due timers from Redis enter the pipeline as events.
 
 Timers live in one sorted set (score = due time). Every process polls; a Lua script hands each due
-timer to exactly one of them under a lease, and the engine dedupes the tick by the timer's name,
-so a timer fires once even if its holder crashes after acting (the commit marked it done) or
+timer to exactly one of them under a short lease (LEASE, 5 s), and the engine dedupes the tick by
+the timer's name, so a timer fires once even if its holder crashes after acting (the commit marked it done) or
 before (the lease runs out and another process takes it).
 """
 
@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from bot.background import BackgroundLoop
-from bot.store import Store
+from bot.store import LEASE, Store, StoreBusy
 from bot.types import Customer, Inbound, Kind, Outcome
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ class TimerRunner:
         drain: Callable[[], Awaitable[None]],
         clock: Callable[[], float],
         interval: float = 0.25,
-        lease: float = 30.0,
+        lease: float = LEASE,
         drain_every: float = 2.0,
     ):
         self.store = store
@@ -38,7 +38,7 @@ class TimerRunner:
         self.drain_every = drain_every
         self.fired = 0
         self._since_drain = 0.0
-        self._loop = BackgroundLoop("xiaoer-timers", self._round, interval)
+        self._loop = BackgroundLoop("xiaoer-timers", self._round, interval, expected=store.unavailable)
 
     async def start(self) -> None:
         self._loop.start()
@@ -56,7 +56,11 @@ class TimerRunner:
                               customer=Customer(id="timer"), text="|".join([kind, *rest]), kind=Kind.TIMER)
             try:
                 outcome = await self.submit(inbound)
-            except Exception:
+            except StoreBusy:
+                break  # overloaded: the leases bring the rest back in a moment
+            except Exception as exc:
+                if self.store.unavailable(exc):
+                    break  # logged once per outage; the leases bring these timers back
                 log.exception("timer %s failed; it fires again when its lease ends", member)
                 continue
             if outcome.in_progress:

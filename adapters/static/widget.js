@@ -148,6 +148,9 @@
   // error codes that make the referenced message permanently / retryably failed
   const FAIL_PERMANENT = { too_long: 1, bad_frame: 1 };
   const FAIL_RETRYABLE = { rate_limited: 1, internal: 1 };
+  // overload or a store outage: the message stays pending and is resent by itself after retry_after
+  const RESEND = { busy: 1, unavailable: 1 };
+  const RESEND_MAX_MS = 15000;
 
   // ---------------------------------------------------------------------------------------------
   // Storage (localStorage may throw: private mode, sandboxed iframes, disabled cookies)
@@ -864,6 +867,19 @@ textarea:focus { background: #fff; border-color: var(--xe-accent); box-shadow: 0
     return meta;
   }
 
+  // Resend a pending message after the server's retry_after (seconds), doubling per attempt, with jitter.
+  function scheduleResend(entry, retryAfter) {
+    const base = typeof retryAfter === "number" && isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : 1000;
+    const tries = (entry.resends = (entry.resends || 0) + 1);
+    const delay = Math.min(RESEND_MAX_MS, base * Math.pow(2, Math.min(tries - 1, 4))) * (0.75 + Math.random() * 0.5);
+    clearTimeout(entry.resendTimer);
+    entry.resendTimer = setTimeout(() => {
+      entry.resendTimer = 0;
+      // not ready: the next ready resends every pending message anyway
+      if (entry.state === "pending" && S.ready) transmit(entry);
+    }, delay);
+  }
+
   function retryEntry(entry) {
     if (entry.state !== "failed") return;
     setEntryState(entry, "pending");
@@ -986,6 +1002,7 @@ textarea:focus { background: #fff; border-color: var(--xe-accent); box-shadow: 0
         name: NAME,
         locale: LOCALE,
         page: currentPage(),
+        replies_in_ack: true, // one frame per turn: the replies ride in the ack
       });
       clearInterval(S.pingTimer);
       S.pingTimer = setInterval(() => {
@@ -1155,6 +1172,11 @@ textarea:focus { background: #fff; border-color: var(--xe-accent); box-shadow: 0
   }
 
   function onAck(f) {
+    if (Array.isArray(f.messages)) {
+      for (const m of f.messages) {
+        if (m && typeof m === "object") onServerMessage(m);
+      }
+    }
     if (f.id == null) return;
     const entry = S.byKey.get(keyOf("visitor", String(f.id)));
     if (entry && entry.state !== "sent") setEntryState(entry, "sent");
@@ -1167,6 +1189,7 @@ textarea:focus { background: #fff; border-color: var(--xe-accent); box-shadow: 0
       if (entry && entry.state === "pending") {
         if (FAIL_PERMANENT[code]) setEntryState(entry, "failed", false);
         else if (FAIL_RETRYABLE[code]) setEntryState(entry, "failed", true);
+        else if (RESEND[code]) scheduleResend(entry, f.retry_after);
         // anything else (e.g. not_ready): stays pending and is resent after the next ready
       }
     }

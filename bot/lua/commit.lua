@@ -1,10 +1,13 @@
 -- Commit one turn atomically: session, transcript, dedupe mark, handoff effects, fan-out event.
 -- KEYS: 1 session, 2 transcript, 3 message claim, 4 lock, 5 handoff, 6 outbox
--- ARGV: 1 lock token, 2 claim token, 3 session ttl, 4 dedupe ttl, 5 transcript cap, 6 session json,
+-- ARGV: 1 lock token, 2 claim value ("pending:<lock token>"), 3 session ttl, 4 dedupe ttl, 5 transcript cap, 6 session json,
 --       7 entries json, 8 event channel, 9 event json, 10 effects json, 11 routing json,
 --       12 outbox json: {channel, conversation, [message json ...]} or ""
+-- The lock is released at the end, so a turn is two round trips: begin.lua and this script.
+local claim = redis.call('GET', KEYS[3])
+if claim == 'done:' .. ARGV[1] then return '[]' end  -- a retry of this very commit: it is written
 if redis.call('GET', KEYS[4]) ~= ARGV[1] then return redis.error_reply('LOST_LOCK') end
-if redis.call('GET', KEYS[3]) ~= ARGV[2] then return redis.error_reply('LOST_CLAIM') end
+if claim ~= ARGV[2] then return redis.error_reply('LOST_CLAIM') end
 
 local effects = cjson.decode(ARGV[10])
 local ctx = cjson.decode(ARGV[11])
@@ -50,7 +53,7 @@ for _, e in ipairs(cjson.decode(ARGV[7])) do
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'id', e[1], 'from', e[2], 'text', e[3], 'ts', e[4], 'agent', e[5], 'buttons', e[6])
 end
 redis.call('EXPIRE', KEYS[2], ARGV[3])
-redis.call('SET', KEYS[3], 'done', 'EX', ARGV[4])
+redis.call('SET', KEYS[3], 'done:' .. ARGV[1], 'EX', ARGV[4])
 -- Messages for API channels that the submitting request does not carry (agent replies, notices):
 -- committed to the outbox together with the transcript, delivered with retries afterwards.
 if ARGV[12] ~= '' then
@@ -186,4 +189,5 @@ if ARGV[9] ~= '' then
   event.results = results
   redis.call('PUBLISH', ARGV[8], cjson.encode(event))
 end
+redis.call('DEL', KEYS[4])
 return cjson.encode(results)
