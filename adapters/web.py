@@ -63,6 +63,10 @@ class RateLimit:
             return True
         return False
 
+    def refund(self) -> None:
+        """A message the service refused (busy, outage) does not count: the client resends it."""
+        self.tokens = min(self.burst, self.tokens + 1)
+
 
 class WebWidget:
     """Mounts its own routes (Rasa-style) and hands messages to one callback."""
@@ -172,6 +176,8 @@ class _Socket:
         phrase, after = ("service.busy", RETRY_BUSY) if code == "busy" else ("service.unavailable", RETRY_UNAVAILABLE)
         locale = self.customer.locale if self.customer else None
         extra = {"id": client_id} if client_id else {}
+        if client_id:
+            self.limit.refund()
         await self.error(code, self.widget.notice(phrase, locale), retry_after=after, **extra)
 
     def detach(self) -> None:
@@ -318,7 +324,8 @@ class _Socket:
             return
         ack: dict[str, Any] = {"type": "ack", "id": client_id, "duplicate": outcome.duplicate}
         if self.replies_in_ack:
-            ack["messages"] = [self._public(e.to_json()) for e in outcome.replies]
+            replies = await self._stored_replies(client_id) if outcome.duplicate else outcome.replies
+            ack["messages"] = [self._public(e.to_json()) for e in replies]
             await self.send(ack)  # one frame per turn
             return
         for entry in outcome.replies:
@@ -338,6 +345,15 @@ class _Socket:
             await self.widget._typing(self.conversation_id)
         except Exception:  # a hint only: never worth an error to the buyer
             log.warning("typing signal of %s failed", self.conversation_id, exc_info=True)
+
+    async def _stored_replies(self, client_id: str) -> list[TranscriptEntry]:
+        """The replies a repeated message got the first time: its answer may have been lost with the
+        connection (a resend after an outage), and the widget ignores what it already shows."""
+        try:
+            history = await self.widget._history(self.conversation_id)
+        except Exception:
+            return []  # the ack still says it is stored; the next hello brings the history
+        return [e for e in history if e.id.startswith(f"{client_id}~")]
 
     async def on_event(self, event: dict[str, Any]) -> None:
         if event.get("type") == "typing" and event.get("from") == "agent" and event.get("conversation") == self.conversation_id:

@@ -253,7 +253,7 @@ class HandoffService:
 
     # ---- presence ----------------------------------------------------------------------------------
     async def socket_alive(self, username: str, socket_id: str) -> None:
-        await self.store.agent_socket(username, socket_id, self.clock() + PRESENCE_TTL)
+        await self.store.agent_socket(username, socket_id, PRESENCE_TTL)
 
     async def socket_closed(self, username: str, socket_id: str) -> None:
         await self.store.agent_socket_closed(username, socket_id)

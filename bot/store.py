@@ -167,6 +167,7 @@ class Store:
         self._claim_timers = client.register_script((_LUA / "timers.lua").read_text())
         self._reserve_attempt = client.register_script(_RESERVE_ATTEMPT)
         self._release_attempt = client.register_script(_RELEASE_ATTEMPT)
+        self._presence = client.register_script(_PRESENCE)
         # In-process FIFO per conversation in front of the Redis lock, so that messages of one
         # conversation arriving at this process are handled in arrival order (Redis locks are not fair).
         self._local: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -299,9 +300,10 @@ class Store:
         raw = json.loads(await self._drain(args=[json.dumps({**routing, "p": self.prefix})]))
         return [tuple(a) for a in raw.get("assigned") or []], [tuple(m) for m in raw.get("moved") or []]  # type: ignore[misc]
 
-    async def agent_socket(self, username: str, socket_id: str, expires: float) -> None:
-        """Mark one desk socket of an agent alive until `expires` (renewed by its heartbeat)."""
-        await self.redis.zadd(f"{self.prefix}presence:{username}", {socket_id: expires})
+    async def agent_socket(self, username: str, socket_id: str, lease: float) -> None:
+        """Mark one desk socket of an agent alive for `lease` seconds (renewed by its heartbeat), in the
+        Redis server's time, so every process agrees and a shop clock moved by tests does not matter."""
+        await self._presence(keys=[f"{self.prefix}presence:{username}"], args=[socket_id, lease])
 
     async def agent_socket_closed(self, username: str, socket_id: str) -> None:
         await self.redis.zrem(f"{self.prefix}presence:{username}", socket_id)
@@ -313,11 +315,13 @@ class Store:
         """(status, online, open chats) of one agent."""
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hget(f"{self.prefix}agent:{username}", "status")
-            pipe.zcount(f"{self.prefix}presence:{username}", now, "+inf")
+            pipe.time()
+            pipe.zrange(f"{self.prefix}presence:{username}", -1, -1, withscores=True)  # the latest lease
             pipe.smembers(f"{self.prefix}agent:{username}:chats")
-            status, sockets, chats = await pipe.execute()
+            status, (secs, micros), latest, chats = await pipe.execute()
         status = status or "online"
-        return status, bool(sockets) and status != "away", sorted(chats)
+        alive = bool(latest) and latest[0][1] >= secs + micros / 1e6
+        return status, alive and status != "away", sorted(chats)
 
     async def queue(self, group: str, limit: int = 200) -> list[tuple[str, float]]:
         """Queued conversation ids of a group with their scores, head first."""
@@ -590,6 +594,16 @@ class WeComKfState(WeChatTokens):
 
     async def release_pull_lock(self, open_kfid: str) -> None:
         await self._release(keys=[self.key + f"pull:{open_kfid}"], args=[self._holder])
+
+
+_PRESENCE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 60)  -- sockets of processes that died
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('EXPIRE', KEYS[1], 86400)
+return 1
+"""
 
 
 _EXTEND_LOCK = """

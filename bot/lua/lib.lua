@@ -5,9 +5,16 @@
 local function hkey(p, cid) return p .. 'conv:{' .. cid .. '}:handoff' end
 local function chats_key(p, u) return p .. 'agent:' .. u .. ':chats' end
 
+-- Presence is liveness, so it is kept in the Redis server's own time (not the shop clock `now`, which
+-- tests may move): each desk socket's score is when its lease ends (see store.agent_socket).
+local function server_time()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+
 local function is_online(p, u, now)
   if redis.call('HGET', p .. 'agent:' .. u, 'status') == 'away' then return false end
-  return redis.call('ZCOUNT', p .. 'presence:' .. u, now, '+inf') > 0
+  return redis.call('ZCOUNT', p .. 'presence:' .. u, server_time(), '+inf') > 0
 end
 
 -- The best free agent of a group: online, below capacity, fewest open chats, then longest idle.

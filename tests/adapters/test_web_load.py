@@ -25,8 +25,8 @@ async def test_replies_ride_in_the_ack_when_the_client_asks(bot, http):
     assert frames == []  # one frame for the whole turn
     assert [m["from"] for m in ack["messages"]] == ["bot", "bot"] and ack["duplicate"] is False
     assert "发货" in ack["messages"][1]["text"]
-    frames, again = await client.ask("什么时候发货", id=ack["id"])
-    assert frames == [] and again["duplicate"] is True and again["messages"] == []
+    frames, again = await client.ask("什么时候发货", id=ack["id"])  # a resend: its answer may have been lost
+    assert frames == [] and again["duplicate"] is True and again["messages"] == ack["messages"]
 
 
 async def test_a_message_whose_first_attempt_may_have_died_is_not_acked_but_handled_on_resend(
@@ -78,7 +78,7 @@ async def visitor(http: aiohttp.ClientSession, url: str, n: int, messages: int, 
         while True:
             frames, answer = await client.ask(QUESTIONS[(n + i) % len(QUESTIONS)], id=client_id)
             if answer["type"] == "ack":
-                if not answer["messages"] or answer["duplicate"]:
+                if not answer["messages"]:
                     problems.append(f"ack without replies: {answer}")
                 break
             if answer.get("code") in ("busy", "unavailable"):
