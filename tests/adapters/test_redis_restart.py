@@ -30,7 +30,7 @@ async def chat(client: WidgetClient, n: int, notices: list[str]) -> list[str]:
         ids.append(client_id)
         while True:
             try:
-                _, answer = await client.ask(["在吗", "什么时候发货", "my parcel hasn't arrived"][(n + i) % 3], id=client_id)
+                _, answer = await client.ask(["在吗", "什么时候发货", "包邮吗"][(n + i) % 3], id=client_id)
             except (aiohttp.ClientError, ConnectionError, RuntimeError):
                 answer = {"type": "closed"}
             if answer["type"] == "ack":
