@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from tests.adapters.test_telegram import SECRET, post as telegram_post, telegram_sections
+from tests.adapters.test_telegram import fake, post as telegram_post, telegram_sections  # noqa: F401 (fixture)
 from tests.adapters.test_wechat import GH_ID, Platform as WeChatPlatform
 from tests.adapters.test_wechat_app import wechat_sections
 from tests.adapters.test_wecom_kf import Platform as WeComPlatform, wecom_sections
 from tests.desk_client import agent, handoff_sections
-from tests.fake_telegram import FakeTelegram, update
+from tests.fake_telegram import update
 from tests.fake_wechat import FakeWeChat
 from tests.fake_wecom import FakeWeCom
 from tests.widget_client import WidgetClient
@@ -155,17 +154,9 @@ def as_bytes(body: str | bytes) -> bytes:
     return body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
 
 
-@pytest.fixture
-async def fake_tg() -> AsyncIterator[FakeTelegram]:
-    server = FakeTelegram()
-    await server.start()
-    yield server
-    await server.close()
-
-
 # ---- the tests -----------------------------------------------------------------------------------
-async def test_telegram_updates_get_200_or_400_and_refusals_store_nothing(start_bot, fake_tg, http, redis_client, prefix):
-    bot = await start_bot(**telegram_sections(fake_tg))
+async def test_telegram_updates_get_200_or_400_and_refusals_store_nothing(start_bot, fake, http, redis_client, prefix):
+    bot = await start_bot(**telegram_sections(fake))
     for body in examples(tg_updates, 80) + [update(1, "你好")]:
         before = await conversations(redis_client, prefix)
         resp = await telegram_post(http, bot, json.dumps(body).encode())
