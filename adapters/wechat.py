@@ -30,7 +30,7 @@ from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.messages import TextMessage, UnknownMessage
 
 from adapters.wx_common import ApiClient, BackgroundTasks, QuotaStore, Reject as _Reject, check_quota
-from adapters.wx_common import no_doctype as _no_doctype, outbox_texts, read_body, reply_texts, same as _same, send_replies, sign
+from adapters.wx_common import Outbox, no_doctype as _no_doctype, outbox_messages, outbox_texts, read_body, reply_texts, same as _same, sign
 from bot.channels import capabilities
 from bot.config import WeChatChannel
 from bot.delivery import DeliveryError
@@ -52,7 +52,6 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _SUCCESS = "success"
 
 Submit = Callable[[Inbound, str | None], Awaitable[Outcome]]
-OnFailure = Callable[[str, dict[str, Any], str], Awaitable[None]]
 
 
 TokenCache = QuotaStore  # one app_id's shared state (bot/store.py WeChatTokens)
@@ -74,18 +73,20 @@ class WeChatAdapter:
 
     channel = "wechat"
 
-    def __init__(self, config: WeChatChannel, submit: Submit, token_cache: TokenCache,
+    def __init__(self, config: WeChatChannel, submit: Submit, token_cache: TokenCache, outbox: Outbox,
                  clock: Callable[[], float] = time.time, passive_budget: float = 4.0,
                  http: aiohttp.ClientSession | None = None):
         self.config = config
+        self.outbox = outbox
         self.cache = token_cache
         self.clock = clock
         self.passive_budget = passive_budget
-        self.on_failure: OnFailure | None = None  # set by the app: late replies WeChat refused go to the desk
         self._submit = submit
         self.api = ApiClient("wechat", config.api_base_url, "/cgi-bin/token",
                              {"grant_type": "client_credential", "appid": config.app_id, "secret": config.app_secret},
-                             token_cache, http)
+                             token_cache, http, credentials={40013: "channels.wechat.app_id", 40125: "channels.wechat.app_secret",
+                                                             40001: "channels.wechat.app_secret"})
+        self.health = self.api.health
         self._crypto: WeChatCrypto | None = None
         if config.encoding_aes_key:
             try:
@@ -198,10 +199,10 @@ class WeChatAdapter:
             return web.Response(text=_SUCCESS)
         transport = request.transport
         if transport is None or transport.is_closing():  # WeChat gave up on this request meanwhile
-            self._spawn(self._send_late(inbound, texts))
+            await self._send_late(inbound, texts)
             return web.Response(text=_SUCCESS)
         if texts[1:]:
-            self._spawn(self._send_late(inbound, texts[1:], first=1))
+            await self._send_late(inbound, texts[1:], first=1)
         xml_reply = reply_xml(openid, gh_id, int(self.clock()), texts[0])
         if encrypted:
             assert self._crypto is not None
@@ -244,10 +245,9 @@ class WeChatAdapter:
             await self._send_late(inbound, texts)
 
     async def _send_late(self, inbound: Inbound, texts: Sequence[str], first: int = 0) -> None:
-        """A turn's replies that missed the passive reply go by API; a refusal is reported, not raised."""
-        openid = inbound.conversation_id.split(":", 1)[1]
-        await send_replies(self.channel, inbound.conversation_id, inbound.message_id, texts, first,
-                           lambda text, key: self._send(openid, text, key), self.on_failure, self.clock)
+        """Replies that miss the passive reply go to the outbox, delivered by the customer-service API
+        (in order, with retries; a refusal is reported to the desk)."""
+        await self.outbox(self.channel, inbound.conversation_id, outbox_messages(inbound.message_id, texts, first))
 
     # ---- the customer-service API (delivery) ----------------------------------------------------
     async def deliver(self, conversation_id: str, message: dict[str, Any]) -> None:

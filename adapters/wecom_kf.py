@@ -32,7 +32,7 @@ from wechatpy.work.crypto import WeChatCrypto
 from wechatpy.work.exceptions import InvalidCorpIdException
 
 from adapters.wx_common import ApiClient, BackgroundTasks, QuotaStore, Reject, check_quota, no_doctype, outbox_texts
-from adapters.wx_common import read_body, reply_texts, same, send_replies, sign
+from adapters.wx_common import Outbox, outbox_messages, read_body, reply_texts, same, sign
 from bot.channels import capabilities
 from bot.config import WeComKfChannel
 from bot.delivery import DeliveryError
@@ -61,7 +61,6 @@ _ENCODED = "x."                                        # prefix of an external_u
 _SUCCESS = "success"
 
 Submit = Callable[[Inbound, str | None], Awaitable[Outcome]]
-OnFailure = Callable[[str, dict[str, Any], str], Awaitable[None]]
 
 
 class KfState(QuotaStore, Protocol):
@@ -109,19 +108,22 @@ class WeComKfAdapter:
 
     channel = "wecom_kf"
 
-    def __init__(self, config: WeComKfChannel, submit: Submit, state: KfState,
+    def __init__(self, config: WeComKfChannel, submit: Submit, state: KfState, outbox: Outbox,
                  clock: Callable[[], float] = time.time, http: aiohttp.ClientSession | None = None):
         self.config = config
+        self.outbox = outbox
         self.state = state
         self.clock = clock
-        self.on_failure: OnFailure | None = None  # set by the app: replies WeCom refused go to the desk
         self._submit = submit
         try:
             self._crypto = WeChatCrypto(config.token, config.encoding_aes_key, config.corp_id)
         except Exception:
             raise ValueError("channels.wecom_kf.encoding_aes_key: expected the 43-character key from the console") from None
         self.api = ApiClient("wecom_kf", config.api_base_url, "/cgi-bin/gettoken",
-                             {"corpid": config.corp_id, "corpsecret": config.secret}, state, http)
+                             {"corpid": config.corp_id, "corpsecret": config.secret}, state, http,
+                             credentials={40013: "channels.wecom_kf.corp_id", 40001: "channels.wecom_kf.secret",
+                                          40091: "channels.wecom_kf.secret"})
+        self.health = self.api.health
         self._limit = capabilities(self.channel).max_text
         self._tasks = BackgroundTasks("wecom_kf")
 
@@ -287,7 +289,7 @@ class WeComKfAdapter:
                 inbound = Inbound(self.channel, cid, message_id, Customer(id=user), text.strip(), Kind.TEXT, now)
             else:  # image, voice, video, file, location, link, mini-program, channels product ...
                 inbound = Inbound(self.channel, cid, message_id, Customer(id=user), "", Kind.UNSUPPORTED, now)
-            await self._send_replies(inbound, self._texts(await self._submit(inbound, self.channel)))
+            await self._reply(inbound, self._texts(await self._submit(inbound, self.channel)))
         elif origin == EVENT and msg.get("msgtype") == "event":
             event = msg.get("event") if isinstance(msg.get("event"), dict) else {}
             user, code = event.get("external_userid"), event.get("welcome_code")
@@ -318,13 +320,13 @@ class WeComKfAdapter:
         if data.get("errcode", 0) != 0:
             log.warning("%s: welcome refused: %s %s", inbound.conversation_id, data.get("errcode"), data.get("errmsg", ""))
             return
-        await self._send_replies(inbound, texts[1:], first=1)
+        await self._reply(inbound, texts[1:], first=1)
 
-    async def _send_replies(self, inbound: Inbound, texts: Sequence[str], first: int = 0) -> None:
-        """A turn's replies by send_msg; a refusal is reported to the desk, not raised (the buyer's
-        message is handled; the cursor may advance)."""
-        await send_replies(self.channel, inbound.conversation_id, inbound.message_id, texts, first,
-                           lambda text, key: self._send(inbound.conversation_id, text, key), self.on_failure, self.clock)
+    async def _reply(self, inbound: Inbound, texts: Sequence[str], first: int = 0) -> None:
+        """A turn's replies (as one text, cut to size: fewer of the 5 API messages) into the outbox,
+        delivered by send_msg in order with retries; a refusal is reported to the desk."""
+        if texts:
+            await self.outbox(self.channel, inbound.conversation_id, outbox_messages(inbound.message_id, texts, first))
 
     # ---- kf/send_msg (delivery) -----------------------------------------------------------------
     async def deliver(self, conversation_id: str, message: dict[str, Any]) -> None:

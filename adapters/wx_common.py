@@ -19,6 +19,7 @@ from aiohttp import web
 
 from bot.channels import as_text, split_text
 from bot.delivery import DeliveryError
+from bot.health import ChannelHealth
 from bot.types import Sender, TranscriptEntry
 
 log = logging.getLogger(__name__)
@@ -82,26 +83,12 @@ def outbox_texts(message: dict[str, Any], limit: int) -> list[tuple[str, str]]:
     return [(f"{key}#{i}", text) for i, text in enumerate(split_text(as_text(entry), limit, "bytes")) if text]
 
 
-async def send_replies(
-    name: str, cid: str, message_id: str, texts: Sequence[str], first: int,
-    send: Callable[[str, str], Awaitable[None]],
-    on_failure: Callable[[str, dict[str, Any], str], Awaitable[None]] | None,
-    clock: Callable[[], float],
-) -> None:
-    """A turn's replies sent by API, in order; a refusal is reported to the desk (with what was not
-    sent) and stops the rest, anything unexpected is logged. Never raises."""
-    for i, text in enumerate(texts, start=first):
-        try:
-            await send(text, f"{message_id}#{i}")
-        except DeliveryError as exc:
-            log.warning("%s: reply not delivered (%s)", cid, exc.reason)
-            if on_failure:
-                rest = "\n\n".join(texts[i - first:])
-                await on_failure(cid, TranscriptEntry(f"{message_id}#{i}", Sender.BOT, rest, clock()).to_json(), exc.reason)
-            return
-        except Exception:
-            log.exception("%s: %s reply failed", cid, name)
-            return
+Outbox = Callable[[str, str, Sequence[dict[str, Any]]], Awaitable[None]]  # Store.outbox_add
+
+
+def outbox_messages(message_id: str, texts: Sequence[str], first: int = 0) -> list[dict[str, Any]]:
+    """A turn's reply texts as outbox messages, with ids that stay the same when the turn is retried."""
+    return [TranscriptEntry(f"{message_id}#{i}", Sender.BOT, text, 0.0).to_json() for i, text in enumerate(texts, start=first)]
 
 
 class Reject(Exception):
@@ -148,8 +135,10 @@ class ApiClient:
     never carry the URL: it holds the access_token or the secret."""
 
     def __init__(self, name: str, base_url: str, token_path: str, token_params: dict[str, str],
-                 cache: TokenStore, http: aiohttp.ClientSession | None = None):
+                 cache: TokenStore, http: aiohttp.ClientSession | None = None, credentials: dict[int, str] | None = None):
         self.name = name
+        self.health = ChannelHealth(name)      # GET /healthz: degraded while the API fails, disabled on bad credentials
+        self.credentials = credentials or {}   # token-endpoint errcode -> the config key it blames
         self.base_url = base_url.rstrip("/")
         self.token_path = token_path
         self.token_params = token_params
@@ -174,15 +163,19 @@ class ApiClient:
                                           headers=headers) as resp:
                 if resp.status == 429 or resp.status >= 500:
                     retry = resp.headers.get("Retry-After", "")
+                    if resp.status >= 500:
+                        self.health.degrade(f"http {resp.status}")
                     raise DeliveryError(f"{self.name} http {resp.status}",
                                         retry_after=float(retry) if retry.isdigit() else None)
                 if resp.status != 200:
                     raise DeliveryError(f"{self.name} http {resp.status}")
                 answer = await resp.json(content_type=None)
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            self.health.degrade(f"unreachable ({type(exc).__name__})")
             raise DeliveryError(f"{self.name} api unreachable ({type(exc).__name__})") from None
         if not isinstance(answer, dict):
             raise DeliveryError(f"{self.name} api: unexpected answer")
+        self.health.ok()
         return answer
 
     async def post(self, path: str, body: Any) -> dict[str, Any]:
@@ -197,6 +190,8 @@ class ApiClient:
 
     async def access_token(self, stale: str | None = None) -> str:
         """The shared token; `stale` is one the platform just refused. One refresher across processes."""
+        if self.health.disabled:
+            raise DeliveryError(f"{self.name} disabled ({self.health.reason})", permanent=True)
         token = await self.cache.get_token()
         if token and token != stale:
             return token
@@ -221,7 +216,10 @@ class ApiClient:
         token, expires = data.get("access_token"), data.get("expires_in")
         if not isinstance(token, str) or not token or not isinstance(expires, int):
             code = data.get("errcode")
-            log.error("%s %s refused: %s %s", self.name, self.token_path, code, data.get("errmsg", ""))
+            if code in self.credentials:  # one line naming the key, then no more calls until fixed
+                self.health.disable(self.credentials[code], f"{self.name} refused the credentials (errcode {code})")
+            else:
+                log.error("%s %s refused: %s %s", self.name, self.token_path, code, data.get("errmsg", ""))
             # -1 is "system busy"; anything else (bad secret, IP not allow-listed, daily limit) needs a human.
             raise DeliveryError(f"{self.name} token {code}: {data.get('errmsg', '')}", permanent=code != -1)
         await self.cache.set_token(token, max(60, expires - TOKEN_MARGIN))

@@ -113,14 +113,13 @@ class Xiaoer:
             senders["telegram"] = self.telegram
         if cfg.channels.wechat.enabled:
             self.wechat = WeChatAdapter(cfg.channels.wechat, self.engine.submit,
-                                        self.store.wechat_tokens(cfg.channels.wechat.app_id), clock=self.clock)
-            self.wechat.on_failure = self.handoff.delivery_failed
+                                        self.store.wechat_tokens(cfg.channels.wechat.app_id), self.store.outbox_add, clock=self.clock)
             self.wechat.mount(self.app)
             senders["wechat"] = self.wechat
         if cfg.channels.wecom_kf.enabled:
             self.wecom_kf = WeComKfAdapter(cfg.channels.wecom_kf, self.engine.submit,
-                                           self.store.wecom_kf_state(cfg.channels.wecom_kf.corp_id), clock=self.clock)
-            self.wecom_kf.on_failure = self.handoff.delivery_failed
+                                           self.store.wecom_kf_state(cfg.channels.wecom_kf.corp_id), self.store.outbox_add,
+                                           clock=self.clock)
             self.wecom_kf.mount(self.app)
             senders["wecom_kf"] = self.wecom_kf
         if senders:

@@ -103,8 +103,10 @@ class Engine:
                 "origin": origin,
                 "messages": [e.to_json() for e in entries],
             } if entries else None
-            # Replies to the buyer's own request go back with it; the rest (agent replies, timer notices)
-            # go out through the outbox on channels that deliver by API.
+            # Replies go back with the request when its adapter takes them (origin set: the widget's
+            # socket, WeChat's passive reply, WeCom, which queues them as one text); on API channels
+            # everything else (Telegram replies, agent replies, timer notices) is committed to the
+            # outbox with the turn.
             push = replies if origin is None and pushes(final.channel) else ()
             try:
                 results = await turn.commit(final, entries, event, result.effects,

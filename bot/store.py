@@ -393,7 +393,7 @@ class Store:
         _, claimed, *_ = await self.redis.xautoclaim(self.outbox_key, group, consumer, min_idle_time=30000, count=count)
         if claimed:
             return [(i, f) for i, f in claimed if f]
-        rows = await self.redis.xreadgroup(group, consumer, {self.outbox_key: ">"}, count=count, block=block_ms)
+        rows = await self.redis.xreadgroup(group, consumer, {self.outbox_key: ">"}, count=count, block=block_ms or None)
         return [(i, f) for _, entries in rows for i, f in entries]
 
     async def outbox_ack(self, entry_id: str, group: str = "delivery") -> None:

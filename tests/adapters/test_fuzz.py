@@ -13,7 +13,6 @@ import json
 import re
 from typing import Any
 
-import pytest
 import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings, strategies as st
 

@@ -22,7 +22,7 @@ from wechatpy.crypto import WeChatCrypto
 
 from adapters.wechat import MAX_BODY, WeChatAdapter, sign
 from bot.config import WeChatChannel
-from bot.delivery import DeliveryError
+from bot.delivery import Deliverer, DeliveryError
 from bot.phrasebook import Phrasebook
 from bot.store import Store, WeChatTokens
 from bot.types import Inbound, Kind, Outcome, Sender, TranscriptEntry
@@ -117,6 +117,7 @@ class WeChat:
     platform: Platform
     calls: list[tuple[Inbound, str | None]]
     bot: Any
+    failures: list[tuple[str, dict[str, Any], str]]  # what the outbox reported as not delivered
 
 
 @pytest.fixture
@@ -146,7 +147,7 @@ Make = Callable[..., Awaitable[WeChat]]
 async def make_wechat(start_bot, fake, cache, clock, http) -> AsyncIterator[Make]:
     """An adapter on its own aiohttp server, submitting to a real bot's engine (one bot per test)."""
     bots: list[Any] = []
-    made: list[tuple[WeChatAdapter, TestServer]] = []
+    made: list[tuple[WeChatAdapter, TestServer, Deliverer]] = []
     sessions: list[aiohttp.ClientSession] = []
 
     async def make(passive_budget: float = 4.0, submit: Callable[..., Awaitable[Outcome]] | None = None,
@@ -164,17 +165,24 @@ async def make_wechat(start_bot, fake, cache, clock, http) -> AsyncIterator[Make
         config = WeChatChannel(enabled=True, app_id=fake.app_id, app_secret=fake.secret, token=TOKEN,
                                encoding_aes_key=AES_KEY, api_base_url=fake.url)
         session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=api_timeout)) if api_timeout else None
-        adapter = WeChatAdapter(config, spy, cache, clock=clock, passive_budget=passive_budget, http=session)
+        adapter = WeChatAdapter(config, spy, cache, bot.store.outbox_add, clock=clock, passive_budget=passive_budget, http=session)
+        failures: list[tuple[str, dict[str, Any], str]] = []
+
+        async def failed(cid: str, message: dict[str, Any], reason: str) -> None:
+            failures.append((cid, message, reason))
+        deliverer = Deliverer(bot.store, {"wechat": adapter}, failed)  # this "process"'s outbox worker
+        await deliverer.start()
         app = web.Application()
         adapter.mount(app)
         server = TestServer(app, host="127.0.0.1", port=0)
         await server.start_server()
-        made.append((adapter, server))
+        made.append((adapter, server, deliverer))
         sessions.extend([session] if session else [])
-        return WeChat(adapter, Platform(http, str(server.make_url("/wechat/callback")), clock), calls, bot)
+        return WeChat(adapter, Platform(http, str(server.make_url("/wechat/callback")), clock), calls, bot, failures)
 
     yield make
-    for adapter, server in reversed(made):
+    for adapter, server, deliverer in reversed(made):
+        await deliverer.stop()
         await adapter.close()
         await server.close()
     for session in sessions:
@@ -309,11 +317,7 @@ async def test_a_picture_is_unsupported(make_wechat):
 
 async def test_a_late_reply_the_platform_refuses_is_reported(make_wechat, fake):
     wx = await make_wechat(passive_budget=0.0)
-    reported: list[tuple[str, dict[str, Any], str]] = []
-
-    async def on_failure(cid: str, message: dict[str, Any], reason: str) -> None:
-        reported.append((cid, message, reason))
-    wx.adapter.on_failure = on_failure
+    reported = wx.failures
     fake.fail(45015)
     openid = new_openid()
     status, body = await wx.platform.post(text_xml(openid, "什么时候发货", new_msg_id(), wx.platform.now()), "plain")
@@ -491,3 +495,29 @@ async def test_token_refused_by_the_platform_is_permanent(make_wechat, fake):
     with pytest.raises(DeliveryError) as refused:
         await wx.adapter.deliver(f"wechat:{openid}", agent_message(1))
     assert refused.value.permanent and "40125" in refused.value.reason and fake.secret not in refused.value.reason
+
+
+async def test_a_late_reply_survives_a_failing_api_and_is_sent_once(make_wechat, fake):
+    wx = await make_wechat(passive_budget=0.0)  # every reply misses the passive window: outbox
+    fake.fail_http(500, times=2)
+    openid = new_openid()
+    status, body = await wx.platform.post(text_xml(openid, "什么时候发货", new_msg_id(), wx.platform.now()), "plain")
+    assert (status, body) == (200, "success")
+    await eventually(lambda: len(fake.sent) == 1, timeout=10)
+    await asyncio.sleep(0.3)
+    assert len(fake.sent) == 1 and "48小时内发货" in fake.sent[0].content and len(fake.attempts) == 3
+    assert wx.adapter.health.state == "ok"
+
+
+async def test_a_refused_secret_disables_api_sends_with_one_line_naming_the_key(make_wechat, fake, caplog):
+    wx = await make_wechat()
+    openid = new_openid()
+    await buyer_writes(wx, openid)
+    fake.secret = "rotated-in-the-console"
+    for i in range(3):
+        with pytest.raises(DeliveryError) as refused:
+            await wx.adapter.deliver(f"wechat:{openid}", agent_message(i))
+        assert refused.value.permanent
+    lines = [r.getMessage() for r in caplog.records if "channels.wechat.app_secret" in r.getMessage()]
+    assert len(lines) == 1 and "disabled" in lines[0] and wx.adapter.health.state == "disabled"
+    assert len(fake.tokens) == 0  # asked once, then no more calls until the config is fixed

@@ -67,3 +67,22 @@ async def test_wechat_buyer_gets_faq_passively_then_agent_replies_reassignment_a
     status, body = await platform.post(text_xml(openid, "5", new_msg_id(), int(clock())), mode="safe")
     assert (platform.reply(body, "safe") or {})["Content"] == PHRASES.text("system.rating_thanks", "zh-CN")
     assert all(s.touser == openid for s in fake.sent)
+
+
+async def test_healthz_shows_the_wechat_api_degraded_and_the_bot_keeps_answering(start_bot, fake, http, clock: Clock):
+    bot = await start_bot(**wechat_sections(fake))
+    platform = Platform(http, bot.url + "/wechat/callback", clock)
+    openid = new_openid()
+    status, body = await platform.post(text_xml(openid, "你好", new_msg_id(), int(clock())), mode="safe")
+    assert status == 200 and platform.reply(body, "safe") is not None
+    await fake.close()  # the WeChat API is gone; a notice for the buyer waits in the outbox
+    await bot.store.outbox_add("wechat", f"wechat:{openid}", [{"id": "n1", "from": "bot", "text": "稍等"}])
+    for _ in range(100):
+        async with http.get(bot.url + "/healthz") as resp:
+            health = (resp.status, await resp.json())
+        if health[1].get("wechat") == "degraded":
+            break
+        await asyncio.sleep(0.05)
+    assert health == (200, {"status": "degraded", "redis": "ok", "web": "ok", "wechat": "degraded"})
+    status, body = await platform.post(text_xml(openid, "什么时候发货", new_msg_id(), int(clock())), mode="safe")
+    assert status == 200 and "48" in (platform.reply(body, "safe") or {})["Content"]  # passive replies need no API

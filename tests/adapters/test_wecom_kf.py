@@ -23,7 +23,7 @@ from wechatpy.work.crypto import PrpCrypto, WeChatCrypto
 from adapters.wecom_kf import MAX_BODY, WeComKfAdapter, conversation_id, parse_conversation
 from adapters.wx_common import sign
 from bot.config import ConfigError, WeComKfChannel
-from bot.delivery import DeliveryError
+from bot.delivery import Deliverer, DeliveryError
 from bot.phrasebook import Phrasebook
 from bot.store import Store
 from bot.types import Inbound, Kind, Outcome, Sender, TranscriptEntry
@@ -91,6 +91,14 @@ class Kf:
     platform: Platform
     calls: list[Inbound]
     bot: Any
+    deliverer: Deliverer                                  # this "process"'s outbox worker, driven by idle()
+    failures: list[tuple[str, dict[str, Any], str]]       # what the outbox reported as not delivered
+
+    async def idle(self) -> None:
+        """Wait until the background pulls are done and the outbox they filled is delivered."""
+        await self.adapter.idle()
+        while await self.deliverer.round():
+            await self.deliverer.idle()
 
 
 @pytest.fixture
@@ -128,13 +136,19 @@ async def make_kf(start_bot, fake, store, clock, http) -> AsyncIterator[Callable
             calls.append(inbound)
             return await (submit or bot.engine.submit)(inbound, origin)
 
-        adapter = WeComKfAdapter(kf_config(fake), spy, store.wecom_kf_state(fake.corp_id), clock=clock)
+        adapter = WeComKfAdapter(kf_config(fake), spy, store.wecom_kf_state(fake.corp_id), store.outbox_add, clock=clock)
+        failures: list[tuple[str, dict[str, Any], str]] = []
+
+        async def failed(cid: str, message: dict[str, Any], reason: str) -> None:
+            failures.append((cid, message, reason))
+        deliverer = Deliverer(store, {"wecom_kf": adapter}, failed)
+        await store.outbox_group()
         app = web.Application()
         adapter.mount(app)
         server = TestServer(app, host="127.0.0.1", port=0)
         await server.start_server()
         made.append((adapter, server))
-        return Kf(adapter, Platform(http, str(server.make_url("/wecom-kf/callback")), clock, fake), calls, bot)
+        return Kf(adapter, Platform(http, str(server.make_url("/wecom-kf/callback")), clock, fake), calls, bot, deliverer, failures)
 
     yield make
     for adapter, server in reversed(made):
@@ -152,7 +166,7 @@ async def notified(kf: Kf, *others: Kf) -> None:
     status, body = await kf.platform.notify()
     assert (status, body) == (200, "success")
     for adapter in (kf, *others):
-        await adapter.adapter.idle()
+        await adapter.idle()
 
 
 # ---- verification --------------------------------------------------------------------------------
@@ -251,7 +265,7 @@ async def test_one_puller_at_a_time_and_a_callback_during_a_pull_is_not_lost(mak
     fake.buyer_text(KF, late, "在吗", first.platform.now())
     assert await second.platform.notify() == (200, "success")
     for kf in (first, second):
-        await kf.adapter.idle()
+        await kf.idle()
     assert fake.max_concurrent_syncs == 1
     handled = [c.conversation_id for c in first.calls + second.calls]
     assert sorted(handled) == sorted(f"wecom_kf:{KF}:{u}" for u in [*users, late])
@@ -327,7 +341,7 @@ async def test_refused_callbacks_store_nothing(make_kf, fake, redis_client, pref
         got = await p.raw(query, chunks())
     else:
         got = await p.raw(query, body)
-    await kf.adapter.idle()
+    await kf.idle()
     assert got == (status, "")
     assert kf.calls == [] and fake.syncs == [] and fake.tokens == [] and fake.sent == []
     assert await kf_keys(redis_client, prefix) == []
@@ -385,11 +399,7 @@ async def test_platform_refusals(make_kf, fake, errcode, permanent):
 
 async def test_a_refused_turn_reply_is_reported_to_the_desk(make_kf, fake):
     kf = await make_kf()
-    reported: list[tuple[str, dict[str, Any], str]] = []
-
-    async def on_failure(cid: str, message: dict[str, Any], reason: str) -> None:
-        reported.append((cid, message, reason))
-    kf.adapter.on_failure = on_failure
+    reported = kf.failures
     fake.fail(95018)
     user = new_user()
     fake.buyer_text(KF, user, "什么时候发货", kf.platform.now())
