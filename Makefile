@@ -28,6 +28,7 @@ test: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(PY) bench/faq_accuracy.py
 	$(PY) bench/pipeline.py
+	$(PY) bench/telegram_webhook.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
