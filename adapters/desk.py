@@ -21,11 +21,13 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from adapters.common import OpenSockets, encodable, own_origins
+from adapters.files import Files
 from adapters.login import LoginGuard
 from bot.auth import check_password, new_token
 from bot.coach import Coach
 from bot.config import Config
 from bot.handoff import HandoffService
+from bot.files import FILE_ID, FileStore
 from bot.history import History, day_range
 from bot.types import Customer, Inbound, Kind, Note, Outcome
 
@@ -54,6 +56,7 @@ class Desk:
         self._sockets = OpenSockets()
         self._guard = LoginGuard(service.store, config.server.trusted_proxies)
         self.history = History(service.store)
+        self.files: FileStore | None = None  # set by the app: agents may send images
 
     def mount(self, app: web.Application) -> None:
         app.on_shutdown.append(self._sockets.close_all)
@@ -65,6 +68,7 @@ class Desk:
         app.router.add_post("/desk/api/logout", self.logout)
         app.router.add_get("/desk/api/me", self.me)
         app.router.add_get("/desk/api/search", self.search)
+        app.router.add_post("/desk/api/upload", self.upload)
         app.router.add_get("/desk/api/cases", self.cases)
         app.router.add_get("/desk/api/case", self.case)
         app.router.add_get("/desk/ws", self.socket)
@@ -130,6 +134,13 @@ class Desk:
         if not username:
             return _error(401, "not_logged_in", "log in first")
         return web.json_response({"agent": {"username": username}})
+
+    async def upload(self, request: web.Request) -> web.Response:
+        """An agent's image (session cookie, same origin); sent afterwards as the `image` of a reply."""
+        if self.files is None:
+            return _error(404, "not_found", "images are not enabled")
+        username = await self.agent_of(request) if self.same_origin(request) else None
+        return await Files(self.files).receive(request, f"agent:{username}" if username else None)
 
     # ---- history of closed chats ------------------------------------------------------------------
     async def search(self, request: web.Request) -> web.Response:
@@ -295,9 +306,12 @@ class _DeskSocket:
             await self.transfer(cid, frame)
 
     async def reply(self, cid: str, frame: dict[str, Any]) -> None:
-        text = frame.get("text")
-        if not isinstance(text, str) or not text.strip():
-            await self.error("bad_frame", "'text' must be a non-empty string", conversation=cid)
+        text, image = frame.get("text", ""), frame.get("image")
+        if image is not None and not await self._own_image(image):
+            await self.error("bad_image", "'image' must be the id of an image you uploaded", conversation=cid)
+            return
+        if not isinstance(text, str) or (not text.strip() and not image):
+            await self.error("bad_frame", "'text' must be a non-empty string (or empty with an 'image')", conversation=cid)
             return
         if len(text) > MAX_REPLY_CHARS:
             await self.error("too_long", f"a reply may have at most {MAX_REPLY_CHARS} characters", conversation=cid)
@@ -309,7 +323,7 @@ class _DeskSocket:
         if handoff is None or handoff.agent != self.username:
             await self.error("not_assigned", "这个会话已不在您名下 / this chat is not yours", conversation=cid)
             return
-        if frame.get("force") is not True:
+        if frame.get("force") is not True and text.strip():
             service, coach = self.desk.service, self.desk.coach
             bargaining = coach.is_bargaining(await service.recent_buyer_texts(cid))
             session = await service.store.load_session(cid, "")
@@ -319,7 +333,15 @@ class _DeskSocket:
                 return
         self._typed.pop(cid, None)  # the reply ends the bout of typing
         await self.act(Inbound(channel="", conversation_id=cid, message_id=f"desk:{uuid.uuid4().hex}",
-                               customer=Customer(self.username), text=text.strip(), kind=Kind.AGENT_REPLY, agent=self.username))
+                               customer=Customer(self.username), text=text.strip(), kind=Kind.AGENT_REPLY, agent=self.username,
+                               image=image or ""))
+
+    async def _own_image(self, image: Any) -> bool:
+        files = self.desk.files
+        if files is None or not isinstance(image, str) or not FILE_ID.match(image):
+            return False
+        found = await files.get(image)
+        return found is not None and found.owner == f"agent:{self.username}"
 
     async def note(self, cid: str, frame: dict[str, Any]) -> None:
         """An internal note: stored beside the conversation, shown on desks, never sent to the buyer."""
@@ -393,6 +415,7 @@ class _DeskSocket:
                     "type": "message", "conversation": event["conversation"], "id": message.get("id"),
                     "from": "customer" if from_ == "visitor" else from_, "text": message.get("text"),
                     "ts": message.get("ts"), **({"agent": message["agent"]} if message.get("agent") else {}),
+                    **({"image": message["image"]} if message.get("image") else {}),
                 })
         elif kind == "note" and self.username in (event.get("agent"), event.get("desk")):
             await self.send({"type": "note", "conversation": event.get("chat"), "note": event.get("note")})

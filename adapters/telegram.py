@@ -12,6 +12,7 @@ Bot API rejects disables the channel with one log line naming channels.telegram.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import json
 import logging
@@ -34,6 +35,7 @@ from adapters.wx_common import BackgroundTasks
 from bot.channels import capabilities, split_text
 from bot.config import TelegramChannel
 from bot.delivery import DeliveryError
+from bot.files import FileRejected, FileStore
 from bot.health import ChannelHealth
 from bot.types import Customer, Inbound, Kind, Outcome
 
@@ -41,6 +43,7 @@ log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
 SEND_ATTEMPTS = 3
 CONNECT_BACKOFF = (1.0, 60.0)        # first and longest wait between connection attempts
+PENDING = "telegram-file:"           # Inbound.image of a photo not fetched yet
 MAX_ID = 2 ** 53                     # Telegram's ids fit in 52 bits; anything larger is not an update
 TOKEN_KEY = "channels.telegram.token"
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -87,10 +90,13 @@ def _trim(window: deque[float], before: float) -> None:
 class TelegramAdapter:
     channel = "telegram"
 
-    def __init__(self, config: TelegramChannel, submit: Submit, bot: Bot | None = None, limiter: RateLimiter | None = None):
+    def __init__(self, config: TelegramChannel, submit: Submit, bot: Bot | None = None, limiter: RateLimiter | None = None,
+                 files: FileStore | None = None):
         self.config = config
         self._submit = submit
+        self.files = files  # buyers' photos are fetched into it; agents' images are sent from it
         self.bot = bot or Bot(config.token, base_url=config.api_base_url.rstrip("/") + "/bot",
+                              base_file_url=config.api_base_url.rstrip("/") + "/file/bot",
                               request=HTTPXRequest(connection_pool_size=64, read_timeout=15.0))
         self.limiter = limiter or RateLimiter()
         self.health = ChannelHealth(self.channel)
@@ -182,6 +188,7 @@ class TelegramAdapter:
         if inbound is None:
             return web.json_response({})
         try:
+            inbound = await self.fetch_photo(inbound)
             outcome = await self._submit(inbound, None)
         except Exception as exc:
             log.error("telegram update %d not handled (%s); Telegram will resend it", update_id, type(exc).__name__)
@@ -206,17 +213,20 @@ class TelegramAdapter:
         if inbound is not None:
             if update.callback_query is not None:
                 self._tasks.spawn(self._answer_callback(_text(update.callback_query.id)))
-            await self._submit(inbound, None)
+            await self._submit(await self.fetch_photo(inbound), None)
 
     def to_inbound(self, update: Update) -> Inbound | None:
-        query = update.callback_query
+        query, pending = update.callback_query, ""
         if query is not None and query.message is not None:
             chat, user, text, kind = query.message.chat, query.from_user, _text(query.data or ""), Kind.TEXT
         elif update.message is not None and update.message.from_user is not None:
             message = update.message
             chat, user = message.chat, message.from_user
-            body = _text(message.text or "")
+            body = _text(message.text or message.caption or "")
             text, kind = (body, Kind.TEXT) if body.strip() else ("", Kind.UNSUPPORTED)
+            photo = self._pick_photo(message.photo)
+            if photo:  # fetched (async) by fetch_photo before the turn
+                kind, pending = Kind.IMAGE, photo
         else:
             return None  # edits, channel posts, member updates: nothing for the bot to answer
         if not _is_id(chat.id) or user is None or not _is_id(user.id) or not _is_id(update.update_id):
@@ -229,8 +239,29 @@ class TelegramAdapter:
             channel=self.channel, conversation_id=f"telegram:{chat.id}", message_id=f"u{update.update_id}",
             customer=Customer(id=str(user.id), name=name,
                               locale="zh-TW" if locale in ("zh-hant", "zh-tw", "zh-hk") else ("zh-CN" if locale.startswith("zh") else ("en" if locale else None))),
-            text=text.strip(), kind=kind, ts=time.time(),
+            text=text.strip(), kind=kind, ts=time.time(), image=PENDING + pending if kind == Kind.IMAGE else "",
         )
+
+    def _pick_photo(self, sizes: Any) -> str:
+        """The file id of the largest size under the image limit (Telegram lists sizes small to large)."""
+        if not sizes or self.files is None:
+            return ""
+        fitting = [p for p in sizes if (p.file_size or 0) <= self.files.max_bytes]
+        return _text((fitting[-1] if fitting else sizes[0]).file_id)
+
+    async def fetch_photo(self, inbound: Inbound) -> Inbound:
+        """Download a buyer's photo through the Bot API into the file store. A photo that cannot be
+        fetched or is refused (size, type) still reaches the bot, as a message it cannot read."""
+        if not inbound.image.startswith(PENDING) or self.files is None:
+            return inbound
+        try:
+            found = await self.bot.get_file(inbound.image[len(PENDING):])
+            data = bytes(await found.download_as_bytearray())
+            stored = await self.files.put(data, inbound.conversation_id)
+        except (TelegramError, FileRejected, OSError) as exc:
+            log.warning("%s: photo not fetched (%s)", inbound.conversation_id, type(exc).__name__)
+            return dataclasses.replace(inbound, kind=Kind.UNSUPPORTED, image="")
+        return dataclasses.replace(inbound, image=stored.id)
 
     async def _answer_callback(self, query_id: str) -> None:
         try:
@@ -296,6 +327,9 @@ class TelegramAdapter:
         """One message: split at 4096 characters, buttons as an inline keyboard under the last part.
         When a part fails, a retry of the same message starts at that part."""
         caps = capabilities(self.channel)
+        if message.get("image") and self.files is not None:
+            await self._send_photo(chat_id, message)
+            return
         parts = split_text(str(message.get("text", "")), caps.max_text, caps.unit)
         buttons = message.get("buttons") or []
         markup = InlineKeyboardMarkup([[InlineKeyboardButton(b["label"], callback_data=str(b["text"])[:64])] for b in buttons]) if buttons else None
@@ -312,6 +346,16 @@ class TelegramAdapter:
                         self._parts_sent.clear()
                     self._parts_sent[key] = i
                 raise
+
+    async def _send_photo(self, chat_id: int, message: dict[str, Any]) -> None:
+        """An agent's image (with its text as the caption); an image gone from the store is refused."""
+        assert self.files is not None
+        found = await self.files.get(str(message["image"]))
+        if found is None:
+            raise DeliveryError("the image is no longer stored", permanent=True)
+        await self.limiter.wait(chat_id, chat_id in self._groups)
+        caption = str(message.get("text", ""))[:1024] or None
+        await self.bot.send_photo(chat_id, photo=found.data, caption=caption)
 
     async def _send_one(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None) -> None:
         for attempt in range(SEND_ATTEMPTS):

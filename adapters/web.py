@@ -23,9 +23,11 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from adapters.common import OpenSockets, encodable, own_origins
+from adapters.files import Files
 from bot.config import WebChannel
+from bot.files import FILE_ID, FileStore
 from bot.store import StoreBusy, StoreUnavailable
-from bot.types import Customer, Inbound, Outcome, TranscriptEntry
+from bot.types import Customer, Inbound, Kind, Outcome, TranscriptEntry
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
@@ -75,8 +77,10 @@ class WebWidget:
 
     def __init__(self, config: WebChannel, secret: str, submit: Submit, history: History, listen: Listen,
                  public_url: str = "", agent_name: Callable[[str], str] = str,
-                 typing: Callable[[str], Awaitable[None]] | None = None, notice: Notice | None = None):
+                 typing: Callable[[str], Awaitable[None]] | None = None, notice: Notice | None = None,
+                 files: FileStore | None = None):
         self.config = config
+        self.files = files
         self._typing = typing  # tells the chat's agent that the buyer is typing
         self.agent_name = agent_name  # buyers see an agent's display name, never the login name
         self._key = secret.encode()
@@ -92,6 +96,9 @@ class WebWidget:
         app.router.add_get("/", self.shop_page)
         app.router.add_get("/widget.js", self.widget_js)
         app.router.add_get("/widget/ws", self.socket)
+        if self.files is not None:
+            app.router.add_post("/widget/upload", self.upload)
+            app.router.add_route("OPTIONS", "/widget/upload", self.upload_preflight)
 
     # ---- static -------------------------------------------------------------------------------
     async def shop_page(self, request: web.Request) -> web.StreamResponse:
@@ -123,6 +130,27 @@ class WebWidget:
         if origin.rstrip("/") in {o.rstrip("/") for o in allowed}:
             return True
         return origin.rstrip("/") in own_origins(request, self.public_url)
+
+    # ---- images ---------------------------------------------------------------------------------
+    def _cors(self, request: web.Request) -> dict[str, str]:
+        origin = request.headers.get("Origin")
+        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {}
+
+    async def upload_preflight(self, request: web.Request) -> web.Response:
+        if not self.origin_allowed(request):
+            return web.Response(status=403)
+        return web.Response(status=204, headers={
+            **self._cors(request), "Access-Control-Allow-Methods": "POST",
+            "Access-Control-Allow-Headers": "Content-Type, X-Xiaoer-Visitor, X-Xiaoer-Token", "Access-Control-Max-Age": "600",
+        })
+
+    async def upload(self, request: web.Request) -> web.Response:
+        """A buyer's image: the visitor id and its token in X-Xiaoer-Visitor / X-Xiaoer-Token."""
+        assert self.files is not None
+        visitor = request.headers.get("X-Xiaoer-Visitor")
+        allowed = self.origin_allowed(request) and self._valid(visitor, request.headers.get("X-Xiaoer-Token"))
+        headers = self._cors(request) if self.origin_allowed(request) else {}
+        return await Files(self.files).receive(request, f"web:{visitor}" if allowed else None, headers)
 
     # ---- the socket -----------------------------------------------------------------------------
     async def socket(self, request: web.Request) -> web.StreamResponse:
@@ -281,8 +309,12 @@ class _Socket:
         if not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
             await self.error("bad_frame", "'id' must be 1-64 letters, digits or - _ . :")
             return
-        if not isinstance(text, str) or not text.strip():
-            await self.error("bad_frame", "'text' must be a non-empty string", id=client_id)
+        image = frame.get("image")
+        if image is not None and not await self._own_image(image):
+            await self.error("bad_image", "'image' must be the id of an image this visitor uploaded", id=client_id)
+            return
+        if not isinstance(text, str) or (not text.strip() and not image):
+            await self.error("bad_frame", "'text' must be a non-empty string (or empty with an 'image')", id=client_id)
             return
         if not encodable(text):
             await self.error("bad_frame", "'text' is not valid Unicode", id=client_id)
@@ -304,6 +336,7 @@ class _Socket:
         inbound = Inbound(
             channel=self.widget.channel, conversation_id=self.conversation_id, message_id=client_id,
             customer=self.customer, text=text.strip(), ts=time.time(), page_url=self.page[0], page_title=self.page[1],
+            kind=Kind.IMAGE if image else Kind.TEXT, image=image or "",
         )
         try:
             outcome = await self.widget._submit(inbound, self.id)
@@ -332,6 +365,12 @@ class _Socket:
             await self.send(entry.to_json())
         # The ack comes last: it marks the end of this message's turn on this socket.
         await self.send(ack)
+
+    async def _own_image(self, image: Any) -> bool:
+        if self.widget.files is None or not isinstance(image, str) or not FILE_ID.match(image):
+            return False
+        found = await self.widget.files.get(image)
+        return found is not None and found.owner == self.conversation_id
 
     async def typing(self) -> None:
         """The buyer is typing: passed on to the agent's desk, at most every TYPING_EVERY seconds."""

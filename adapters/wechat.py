@@ -14,6 +14,7 @@ token client, signatures and body limits live in adapters/wx_common.py, shared w
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 import time
@@ -27,13 +28,14 @@ from wechatpy import parse_message
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.events import BaseEvent
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
-from wechatpy.messages import TextMessage, UnknownMessage
+from wechatpy.messages import ImageMessage, TextMessage, UnknownMessage
 
 from adapters.wx_common import ApiClient, BackgroundTasks, QuotaStore, Reject as _Reject, check_quota
 from adapters.wx_common import Outbox, no_doctype as _no_doctype, outbox_messages, outbox_texts, read_body, reply_texts, same as _same, sign
 from bot.channels import capabilities
 from bot.config import WeChatChannel
 from bot.delivery import DeliveryError
+from bot.files import FileRejected, FileStore
 from bot.types import Customer, Inbound, Kind, Outcome
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,8 @@ WINDOW_EVENTS = {"subscribe", "subscribe_scan", "subscribe_scan_product", "scan"
                  "scancode_waitmsg"}   # the interactions that open the 48-hour window (WeChat docs)
 GREETING_EVENTS = {"subscribe", "subscribe_scan", "subscribe_scan_product"}
 _OPENID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_MEDIA = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+PENDING = "wechat-media:"   # Inbound.image of a picture not fetched yet
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _SUCCESS = "success"
 
@@ -75,9 +79,10 @@ class WeChatAdapter:
 
     def __init__(self, config: WeChatChannel, submit: Submit, token_cache: TokenCache, outbox: Outbox,
                  clock: Callable[[], float] = time.time, passive_budget: float = 4.0,
-                 http: aiohttp.ClientSession | None = None):
+                 http: aiohttp.ClientSession | None = None, files: FileStore | None = None):
         self.config = config
         self.outbox = outbox
+        self.files = files  # buyers' pictures are fetched into it; agents' images are sent from it
         self.cache = token_cache
         self.clock = clock
         self.passive_budget = passive_budget
@@ -182,6 +187,7 @@ class WeChatAdapter:
             await self.cache.mark_buyer_message(openid, min(float(create_time), self.clock()))
         if inbound is None:
             return web.Response(text=_SUCCESS)
+        inbound = await self.fetch_image(inbound)
 
         turn = self._spawn(self._submit(inbound, self.channel), report=False)  # see callback() and _late()
         budget = max(0.0, self.passive_budget - (time.monotonic() - started))
@@ -226,9 +232,25 @@ class WeChatAdapter:
             return False, None
         message_id = str(msg_id) if msg_id else f"{openid}:{create_time}"
         text = message.content if isinstance(message, TextMessage) else None
+        media = message.media_id if isinstance(message, ImageMessage) else None
+        if self.files is not None and isinstance(media, str) and _MEDIA.match(media):  # fetched by fetch_image
+            return True, Inbound(self.channel, conversation, message_id, customer, "", Kind.IMAGE, now, image=PENDING + media)
         if isinstance(text, str) and text.strip():
             return True, Inbound(self.channel, conversation, message_id, customer, text.strip(), Kind.TEXT, now)
         return True, Inbound(self.channel, conversation, message_id, customer, "", Kind.UNSUPPORTED, now)
+
+    async def fetch_image(self, inbound: Inbound) -> Inbound:
+        """A buyer's picture, downloaded with media/get into the file store; one that cannot be
+        fetched or is refused still reaches the bot, as a message it cannot read."""
+        if not inbound.image.startswith(PENDING) or self.files is None:
+            return inbound
+        try:
+            data = await self.api.download("/cgi-bin/media/get", {"media_id": inbound.image[len(PENDING):]}, self.files.max_bytes)
+            stored = await self.files.put(data, inbound.conversation_id)
+        except (DeliveryError, FileRejected) as exc:
+            log.warning("%s: picture not fetched (%s)", inbound.conversation_id, exc)
+            return dataclasses.replace(inbound, kind=Kind.UNSUPPORTED, image="")
+        return dataclasses.replace(inbound, image=stored.id)
 
     def _texts(self, outcome: Outcome) -> list[str]:
         """All replies of a turn as one text (blank lines between), cut to WeChat's message size."""
@@ -255,8 +277,25 @@ class WeChatAdapter:
         channel, _, openid = conversation_id.partition(":")
         if channel != self.channel or not _OPENID.match(openid):
             raise DeliveryError(f"not a wechat conversation: {conversation_id}", permanent=True)
+        if message.get("image") and self.files is not None:
+            await self._send_image(openid, str(message["image"]), f"{message.get('id', '')}#image")
         for key, text in outbox_texts(message, self._limit):
             await self._send(openid, text, key)
+
+    async def _send_image(self, openid: str, file_id: str, key: str) -> None:
+        """An agent's picture: uploaded as temporary media, then sent as an image message."""
+        assert self.files is not None
+        found = await self.files.get(file_id)
+        if found is None:
+            raise DeliveryError("the image is no longer stored", permanent=True)
+        await check_quota(self.cache, openid, key, self.clock(), f"wechat: {REFUSALS[45015]}", f"wechat: {REFUSALS[45047]}")
+        media = await self.api.upload("/cgi-bin/media/upload", {"type": "image"}, "media", "image", found.data, found.content_type)
+        if not media.get("media_id"):
+            raise DeliveryError(f"wechat {media.get('errcode')}: upload refused", permanent=media.get("errcode") in REFUSALS)
+        data = await self.api.post("/cgi-bin/message/custom/send", {"touser": openid, "msgtype": "image", "image": {"media_id": media["media_id"]}})
+        code = data.get("errcode", 0)
+        if code != 0:
+            raise DeliveryError(f"wechat {code}: {REFUSALS.get(code) or data.get('errmsg', '')}", permanent=code in REFUSALS)
 
     async def _send(self, openid: str, text: str, key: str) -> None:
         await check_quota(self.cache, openid, key, self.clock(), f"wechat: {REFUSALS[45015]}", f"wechat: {REFUSALS[45047]}")

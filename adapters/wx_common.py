@@ -152,12 +152,14 @@ class ApiClient:
             await self._http.close()
             self._http = None
 
-    async def call(self, method: str, path: str, params: dict[str, str], body: Any = None) -> dict[str, Any]:
-        """One API call; DeliveryError (transient) for HTTP errors, timeouts and non-JSON answers."""
+    async def call(self, method: str, path: str, params: dict[str, str], body: Any = None,
+                   form: aiohttp.FormData | None = None) -> dict[str, Any]:
+        """One API call (a JSON body, or a multipart `form`); DeliveryError (transient) for HTTP
+        errors, timeouts and non-JSON answers."""
         if self._http is None:
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=API_TIMEOUT))
-        data = json.dumps(body, ensure_ascii=False).encode() if body is not None else None
-        headers = {"Content-Type": "application/json; charset=utf-8"} if data else None
+        data: Any = form if form is not None else json.dumps(body, ensure_ascii=False).encode() if body is not None else None
+        headers = {"Content-Type": "application/json; charset=utf-8"} if data is not None and form is None else None
         try:
             async with self._http.request(method, self.base_url + path, params=params, data=data,
                                           headers=headers) as resp:
@@ -187,6 +189,34 @@ class ApiClient:
             token = await self.access_token(stale=token)
             data = await self.call("POST", path, {"access_token": token}, body)
         return data
+
+    async def download(self, path: str, params: dict[str, str], limit: int) -> bytes:
+        """A file by GET with the access_token (e.g. a buyer's picture). DeliveryError when the
+        platform answers JSON (an error), fails, or the file is larger than `limit` bytes."""
+        if self._http is None:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=API_TIMEOUT))
+        token = await self.access_token()
+        try:
+            async with self._http.get(self.base_url + path, params={**params, "access_token": token}) as resp:
+                if resp.status != 200:
+                    raise DeliveryError(f"{self.name} http {resp.status}")
+                if resp.content_type in ("application/json", "text/plain"):
+                    answer = await resp.json(content_type=None)
+                    raise DeliveryError(f"{self.name} {answer.get('errcode') if isinstance(answer, dict) else '?'}: no file")
+                data = bytearray()
+                async for chunk in resp.content.iter_chunked(64 * 1024):
+                    data += chunk
+                    if len(data) > limit:
+                        raise DeliveryError(f"{self.name}: file over {limit} bytes", permanent=True)
+                return bytes(data)
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            raise DeliveryError(f"{self.name} api unreachable ({type(exc).__name__})") from None
+
+    async def upload(self, path: str, params: dict[str, str], field: str, filename: str, data: bytes, ctype: str) -> dict[str, Any]:
+        """A multipart upload with the access_token (e.g. an agent's picture); the platform's answer."""
+        form = aiohttp.FormData()
+        form.add_field(field, data, filename=filename, content_type=ctype)
+        return await self.call("POST", path, {**params, "access_token": await self.access_token()}, form=form)
 
     async def access_token(self, stale: str | None = None) -> str:
         """The shared token; `stale` is one the platform just refused. One refresher across processes."""

@@ -11,6 +11,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapters.desk import Desk
+from adapters.files import Files
 from adapters.telegram import TelegramAdapter
 from adapters.wechat import WeChatAdapter
 from adapters.wecom_kf import WeComKfAdapter
@@ -21,6 +22,7 @@ from bot.config import Config
 from bot.embedded import EmbeddedRedis
 from bot.engine import Engine
 from bot.faq import FaqMatcher, load_faq_files
+from bot.files import FileStore
 from bot.handoff import HandoffService
 from bot.hub import Hub
 from bot.phrasebook import Phrasebook
@@ -75,6 +77,7 @@ class Xiaoer:
         self.wechat: WeChatAdapter | None = None
         self.wecom_kf: WeComKfAdapter | None = None
         self.deliverer: Deliverer | None = None
+        self.files: FileStore | None = None
         self.app = web.Application(client_max_size=MAX_BODY)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -98,22 +101,28 @@ class Xiaoer:
         self.timers = TimerRunner(self.store, self.engine.submit, self.handoff.drain, self.clock)
         self.app.router.add_get("/healthz", self.healthz)
         self.app.router.add_get("/metrics", self.metrics)
+        self.files = FileStore(self.store, cfg.channels.web.max_image_bytes)
+        Files(self.files).mount(self.app)
         if cfg.channels.web.enabled:
             secret = cfg.channels.web.secret or await self.store.shared_secret("web")
             store = self.store
             WebWidget(
                 cfg.channels.web, secret, self.engine.submit, store.history, self.hub.listen, cfg.server.public_url,
                 agent_name=self.handoff.display, typing=self.handoff.buyer_typing, notice=phrasebook.text,
+                files=self.files,
             ).mount(self.app)
-        Desk(cfg, self.handoff, Coach(phrasebook), self.engine.submit, self.hub.listen).mount(self.app)
+        desk = Desk(cfg, self.handoff, Coach(phrasebook), self.engine.submit, self.hub.listen)
+        desk.files = self.files
+        desk.mount(self.app)
         senders = {}
         if cfg.channels.telegram.enabled:
-            self.telegram = TelegramAdapter(cfg.channels.telegram, self.engine.submit)
+            self.telegram = TelegramAdapter(cfg.channels.telegram, self.engine.submit, files=self.files)
             self.telegram.mount(self.app)
             senders["telegram"] = self.telegram
         if cfg.channels.wechat.enabled:
             self.wechat = WeChatAdapter(cfg.channels.wechat, self.engine.submit,
-                                        self.store.wechat_tokens(cfg.channels.wechat.app_id), self.store.outbox_add, clock=self.clock)
+                                        self.store.wechat_tokens(cfg.channels.wechat.app_id), self.store.outbox_add, clock=self.clock,
+                                        files=self.files)
             self.wechat.mount(self.app)
             senders["wechat"] = self.wechat
         if cfg.channels.wecom_kf.enabled:

@@ -188,6 +188,8 @@ class WebChannel(_Section):
     allowed_origins: list[str] = Field(default_factory=list)  # [] = only the server's own origin; "*" = any
     secret: str = ""  # HMAC key for visitor tokens; "" = generated once and kept in Redis
     max_message_chars: int = Field(2000, ge=1, le=20000)
+    # the largest image a buyer, an agent or a platform may send (stored in Redis: keep it modest)
+    max_image_bytes: int = Field(5 * 1024 * 1024, ge=1024, le=20 * 1024 * 1024)
 
 
 class TelegramChannel(_Section):

@@ -89,10 +89,10 @@ class Engine:
             final = (result.session or ctx.session).evolve(turns=session.turns + 1, updated_at=now)
             entries: list[TranscriptEntry] = []
             if inbound.from_buyer:
-                entries.append(TranscriptEntry(inbound.message_id, Sender.VISITOR, inbound.text, now))
+                entries.append(TranscriptEntry(inbound.message_id, Sender.VISITOR, inbound.text, now, image=inbound.image))
             replies = tuple(
                 TranscriptEntry(f"{inbound.message_id}~{i}", r.sender, r.text, now,
-                                agent=inbound.agent if r.sender is Sender.AGENT else None, buttons=r.buttons)
+                                agent=inbound.agent if r.sender is Sender.AGENT else None, buttons=r.buttons, image=r.image)
                 for i, r in enumerate(result.replies)
             )
             entries.extend(replies)

@@ -376,6 +376,17 @@ class Store:
                 continue
         return out
 
+    # ---- images (checked and encoded by bot/files.py) --------------------------------------------
+    async def put_file(self, file_id: str, fields: dict[str, str]) -> None:
+        key = f"{self.prefix}file:{file_id}"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping=fields)
+            pipe.expire(key, self.session_ttl)
+            await pipe.execute()
+
+    async def get_file(self, file_id: str) -> dict[str, str]:
+        return await self.redis.hgetall(f"{self.prefix}file:{file_id}")
+
     # ---- outbox (delivery by platform APIs) ----------------------------------------------------
     @property
     def outbox_key(self) -> str:
@@ -769,6 +780,7 @@ def _entry_fields(e: TranscriptEntry) -> dict[str, str]:
     return {
         "id": e.id, "from": str(e.sender), "text": e.text, "ts": repr(e.ts), "agent": e.agent or "",
         "buttons": json.dumps(e.buttons, ensure_ascii=False) if e.buttons else "",
+        "image": e.image,
     }
 
 
@@ -776,5 +788,5 @@ def _entry(raw: dict[str, str]) -> TranscriptEntry:
     buttons = tuple(tuple(b) for b in json.loads(raw["buttons"])) if raw.get("buttons") else ()
     return TranscriptEntry(
         id=raw["id"], sender=Sender(raw["from"]), text=raw["text"], ts=float(raw["ts"]),
-        agent=raw.get("agent") or None, buttons=buttons,  # type: ignore[arg-type]
+        agent=raw.get("agent") or None, buttons=buttons, image=raw.get("image", ""),  # type: ignore[arg-type]
     )

@@ -39,7 +39,8 @@ class Kind(StrEnum):
     """What an Inbound event is. Buyer messages, agent actions and timer ticks share one pipeline."""
 
     TEXT = "text"                # a buyer's text message
-    UNSUPPORTED = "unsupported"  # a buyer's picture, sticker, voice ...
+    UNSUPPORTED = "unsupported"  # a buyer's sticker, voice ... (or a picture that could not be fetched)
+    IMAGE = "image"              # a buyer's picture, stored (Inbound.image is its file id)
     AGENT_REPLY = "agent_reply"
     AGENT_CLOSE = "agent_close"
     AGENT_TRANSFER = "agent_transfer"
@@ -49,7 +50,7 @@ class Kind(StrEnum):
     UNFOLLOW = "unfollow"        # the buyer unfollowed: close what is open, say nothing
 
 
-BUYER_KINDS = frozenset({Kind.TEXT, Kind.UNSUPPORTED})
+BUYER_KINDS = frozenset({Kind.TEXT, Kind.UNSUPPORTED, Kind.IMAGE})
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class Inbound:
     target: str | None = None   # transfer target: "group:<name>" or "agent:<username>"
     page_url: str = ""          # the web page a widget buyer wrote from (checked by the adapter)
     page_title: str = ""
+    image: str = ""             # file id of a picture (bot/files.py): a buyer's, or an agent's reply
 
     @property
     def from_buyer(self) -> bool:
@@ -85,6 +87,7 @@ class Reply:
     sender: Sender = Sender.BOT
     phrase: str | None = None
     buttons: tuple[tuple[str, str], ...] = ()
+    image: str = ""  # file id of a picture sent with (or instead of) the text
 
 
 @dataclass(frozen=True)
@@ -187,11 +190,14 @@ class TranscriptEntry:
     ts: float
     agent: str | None = None
     buttons: tuple[tuple[str, str], ...] = ()  # (label, text to send back)
+    image: str = ""                            # file id of a picture (served at /files/<id>)
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {"type": "message", "id": self.id, "from": str(self.sender), "text": self.text, "ts": self.ts}
         if self.agent:
             out["agent"] = self.agent
+        if self.image:
+            out["image"] = self.image
         if self.buttons:
             out["buttons"] = [{"label": label, "text": text} for label, text in self.buttons]
         return out

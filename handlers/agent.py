@@ -33,7 +33,7 @@ class AgentAction:
         if handoff is None or handoff.state is not State.WITH_AGENT or handoff.agent != agent:
             return Result(record_message=False, error="not_assigned")
         if kind == Kind.AGENT_REPLY:
-            reply = Reply(ctx.inbound.text, sender=Sender.AGENT)
+            reply = Reply(ctx.inbound.text, sender=Sender.AGENT, image=ctx.inbound.image)
             return Result(replies=(reply,), effects=(Effect("first_reply", agent=agent),))
         if kind == Kind.AGENT_CLOSE:
             values = {"name": ctx.session.customer_name or ""}

@@ -16,6 +16,7 @@
   // The desk lives in a directory (normally /desk/); the API and the socket are relative to it, so the
   // desk also works behind a reverse proxy that mounts the bot under a path.
   const BASE = location.pathname.replace(/[^/]*$/, "") || "/";
+  const FILES = BASE.replace(/desk\/$/, "") + "files/"; // images are served beside the desk
   const WS_URL = (location.protocol === "https:" ? "wss:" : "ws:") + "//" + location.host + BASE + "ws";
   const PING_MS = 25000;
   const DEAD_MS = 70000; // nothing heard for this long while open: consider the socket dead
@@ -331,6 +332,7 @@
       text: str(m.text),
       ts: num(m.ts) == null ? now() : m.ts,
       agent: m.agent == null || m.agent === "" ? null : str(m.agent),
+      image: /^[0-9a-f]{32}$/.test(str(m.image)) ? str(m.image) : "",
       buttons: buttons.filter(Boolean),
     };
   }
@@ -463,7 +465,7 @@
 
   function lastMessage(chat) {
     for (let i = chat.history.length - 1; i >= 0; i--) {
-      if (chat.history[i].text) return chat.history[i];
+      if (chat.history[i].text || chat.history[i].image) return chat.history[i];
     }
     return null;
   }
@@ -484,7 +486,7 @@
 
   function chatItem(chat) {
     const last = lastMessage(chat);
-    let preview = last ? last.text.replace(/\s+/g, " ") : "";
+    let preview = last ? last.text.replace(/\s+/g, " ") || (last.image ? "[图片]" : "") : "";
     if (last && last.from === "agent") preview = "我：" + preview;
     else if (last && last.from === "bot") preview = "小二：" + preview;
     const selected = chat.id === S.selected;
@@ -698,7 +700,15 @@
       "div",
       { class: "msg", "data-from": m.from, "data-id": m.id },
       who ? h("div", { class: "msg-label" }, h("span", { class: "who" }, who), h("time", null, formatTime(m.ts))) : null,
-      h("div", { class: "bubble", title: m.from === "system" ? formatDate(m.ts) : null }, m.text)
+      h(
+        "div",
+        { class: "bubble", title: m.from === "system" ? formatDate(m.ts) : null },
+        m.image
+          ? h("a", { class: "image", href: FILES + m.image, target: "_blank", rel: "noopener noreferrer", title: "查看原图" },
+              h("img", { class: "thumb", src: FILES + m.image, alt: "图片", loading: "lazy" }))
+          : null,
+        m.text
+      )
     );
     if (m.buttons && m.buttons.length) {
       el.appendChild(h("div", { class: "msg-buttons", title: "顾客可点击的按钮" }, m.buttons.map((b) => h("span", null, b))));
@@ -772,6 +782,28 @@
 
   // --- close (with inline confirm) ---
   let closeConfirmTimer = 0;
+
+  /** Uploads a picture (the server checks its bytes and size), then sends it as a reply. */
+  function sendImage(file) {
+    const id = S.selected;
+    if (!id || !S.connected) {
+      notice("未连接到服务器，图片没有发出", "error");
+      return;
+    }
+    fetch(BASE + "api/upload", { method: "POST", body: file, credentials: "same-origin" })
+      .then((r) => r.json().then((body) => ({ ok: r.ok, status: r.status, body: body })))
+      .then(
+        (res) => {
+          if (!res.ok) {
+            const why = res.status === 413 ? "图片太大" : res.status === 415 ? "只能发送 PNG、JPEG、GIF 或 WebP 图片" : str(res.body && res.body.message);
+            notice("图片没有发出：" + why, "error");
+            return;
+          }
+          if (!wsSend({ type: "reply", conversation: id, text: "", image: str(res.body.file) })) notice("未连接到服务器，图片没有发出", "error");
+        },
+        () => notice("图片没有发出，请重试", "error")
+      );
+  }
 
   function sendNote(id, text) {
     if (!S.connected || !wsSend({ type: "note", conversation: id, text: text })) {
@@ -1750,6 +1782,12 @@
       if (!item) return;
       ev.preventDefault();
       chooseSlash(S.slash.items.findIndex((p) => p.id === item.getAttribute("data-slash")));
+    });
+    $("attach").addEventListener("click", () => $("image-file").click());
+    $("image-file").addEventListener("change", () => {
+      const f = $("image-file").files && $("image-file").files[0];
+      $("image-file").value = "";
+      if (f) sendImage(f);
     });
     $("mode-reply").addEventListener("click", () => setMode("reply"));
     $("mode-note").addEventListener("click", () => setMode("note"));

@@ -47,6 +47,7 @@
   const OPEN_AT_LOAD = attr("data-open") === "true";
   const ACCENT = /^#[0-9a-fA-F]{6}$/.test(attr("data-color") || "") ? attr("data-color") : null;
   const WS_URL = computeWsUrl();
+  const HTTP_BASE = WS_URL ? WS_URL.replace(/^ws/, "http").replace(/widget\/ws$/, "") : null; // ".../" of the bot
 
   function computeWsUrl() {
     let base;
@@ -85,6 +86,10 @@
       newMessages: "条新消息",
       powered: "店小二 提供技术支持",
       typing: "客服正在输入…",
+      image: "发送图片",
+      imageTooLarge: "图片太大了，请换一张小一点的",
+      imageType: "只能发送 PNG、JPEG、GIF 或 WebP 图片",
+      imageFailed: "图片没有发出去，请稍后再试",
     },
     "zh-TW": {
       title: "線上客服",
@@ -105,6 +110,10 @@
       newMessages: "則新訊息",
       powered: "店小二 提供技術支援",
       typing: "客服正在輸入…",
+      image: "傳送圖片",
+      imageTooLarge: "圖片太大了，請換一張小一點的",
+      imageType: "只能傳送 PNG、JPEG、GIF 或 WebP 圖片",
+      imageFailed: "圖片沒有傳出去，請稍後再試",
     },
     en: {
       title: "Chat with us",
@@ -125,6 +134,10 @@
       newMessages: "new messages",
       powered: "Powered by Xiaoer",
       typing: "The agent is typing…",
+      image: "Send a picture",
+      imageTooLarge: "That picture is too large; please pick a smaller one",
+      imageType: "Only PNG, JPEG, GIF or WebP pictures can be sent",
+      imageFailed: "The picture was not sent; please try again",
     },
   };
   const T = STRINGS[LOCALE] || STRINGS.en;
@@ -393,6 +406,14 @@ textarea:focus { background: #fff; border-color: var(--xe-accent); box-shadow: 0
 }
 .send:hover:not(:disabled) { transform: scale(1.06); }
 .send:disabled { background: #ebe3dc; box-shadow: none; cursor: default; }
+.attach {
+  flex: none; width: 36px; height: 40px; padding: 0; border: 0; background: transparent; color: #a3968c; cursor: pointer;
+  display: flex; align-items: center; justify-content: center;
+}
+.attach:hover { color: var(--xe-accent); }
+.attach svg { width: 22px; height: 22px; }
+.bubble .thumb { display: block; max-width: 200px; max-height: 200px; border-radius: 10px; cursor: zoom-in; }
+.bubble a.image { display: block; line-height: 0; }
 .send svg { width: 18px; height: 18px; margin-left: 2px; }
 .counter {
   position: absolute; right: 62px; top: -22px; padding: 1px 8px; border-radius: 10px;
@@ -426,6 +447,8 @@ textarea:focus { background: #fff; border-color: var(--xe-accent); box-shadow: 0
     '<svg class="ic-down" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2.4" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true"><path d="M6 9l6 6 6-6"/></svg>';
   const ICON_CLOSE =
     '<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2.2" stroke-linecap="round" aria-hidden="true"><path d="M6 6l12 12M18 6L6 18"/></svg>';
+  const ICON_IMAGE =
+    '<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round" aria-hidden="true"><rect x="3" y="4" width="18" height="16" rx="3"/><circle cx="9" cy="10" r="2"/><path d="M21 17l-5-5-8 8"/></svg>';
   const ICON_SEND =
     '<svg viewBox="0 0 24 24" fill="currentColor" aria-hidden="true"><path d="M3.4 20.4l17.45-7.48a1 1 0 0 0 0-1.84L3.4 3.6a.99.99 0 0 0-1.39.91L2 9.12c0 .5.37.93.87.99L17 12 2.87 13.88c-.5.07-.87.5-.87 1l.01 4.61c0 .71.73 1.2 1.39.91z"/></svg>';
   const ICON_AVATAR =
@@ -462,6 +485,8 @@ textarea:focus { background: #fff; border-color: var(--xe-accent); box-shadow: 0
     <div class="composer">
       <span class="counter" data-xiaoer="counter" hidden></span>
       <textarea data-xiaoer="input" rows="1" maxlength="${MAX_LEN}" autocomplete="off" enterkeyhint="send"></textarea>
+      <button type="button" class="attach" data-xiaoer="attach">${ICON_IMAGE}</button>
+      <input type="file" data-xiaoer="file" accept="image/png,image/jpeg,image/gif,image/webp" hidden>
       <button type="button" class="send" data-xiaoer="send" disabled>${ICON_SEND}</button>
     </div>
     <div class="foot"></div>
@@ -503,7 +528,17 @@ textarea:focus { background: #fff; border-color: var(--xe-accent); box-shadow: 0
       send: q('[data-xiaoer="send"]'),
       foot: q(".foot"),
       typing: q('[data-xiaoer="typing"]'),
+      attach: q('[data-xiaoer="attach"]'),
+      file: q('[data-xiaoer="file"]'),
     };
+    el.attach.setAttribute("aria-label", T.image);
+    el.attach.title = T.image;
+    el.attach.addEventListener("click", () => el.file.click());
+    el.file.addEventListener("change", () => {
+      const f = el.file.files && el.file.files[0];
+      el.file.value = "";
+      if (f) sendImage(f);
+    });
     el.typing.textContent = T.typing;
     rootDiv.setAttribute("lang", LOCALE);
     if (ACCENT) {
@@ -669,7 +704,40 @@ textarea:focus { background: #fff; border-color: var(--xe-accent); box-shadow: 0
   }
 
   function transmit(entry) {
-    wsSend({ type: "message", id: entry.id, text: entry.text, page: currentPage() });
+    const frame = { type: "message", id: entry.id, text: entry.text, page: currentPage() };
+    if (entry.image) frame.image = entry.image;
+    wsSend(frame);
+  }
+
+  /** Uploads a picture (checked again by the server: type by its bytes, size), then sends it as a message. */
+  function sendImage(file) {
+    if (!HTTP_BASE || !S.ready) {
+      addNotice(T.imageFailed);
+      return;
+    }
+    fetch(HTTP_BASE + "widget/upload", {
+      method: "POST",
+      body: file,
+      headers: { "X-Xiaoer-Visitor": store.get(KEY_VISITOR) || "", "X-Xiaoer-Token": store.get(KEY_TOKEN) || "" },
+    }).then(
+      (r) => {
+        if (r.status === 413) return addNotice(T.imageTooLarge);
+        if (r.status === 415) return addNotice(T.imageType);
+        if (!r.ok) return addNotice(T.imageFailed);
+        return r.json().then((body) => {
+          const id = newClientId();
+          const entry = { key: keyOf("visitor", id), id: id, from: "visitor", text: "", image: String(body.file), ts: Date.now() / 1000, state: "pending", local: true };
+          addEntry(entry);
+          scrollToBottom(true);
+          if (S.ready) transmit(entry);
+        });
+      },
+      () => addNotice(T.imageFailed)
+    );
+  }
+
+  function imageUrl(id) {
+    return /^[0-9a-f]{32}$/.test(String(id || "")) && HTTP_BASE ? HTTP_BASE + "files/" + id : null;
   }
 
   // The page the buyer is on (the desk shows it to the agent); only http(s) pages are sent.
@@ -689,6 +757,7 @@ textarea:focus { background: #fff; border-color: var(--xe-accent); box-shadow: 0
       text: m.text == null ? "" : String(m.text),
       ts: ts,
       agent: m.agent == null || m.agent === "" ? null : String(m.agent),
+      image: m.image == null ? "" : String(m.image),
       state: from === "visitor" ? "sent" : null,
       local: false,
       buttons: cleanButtons(m.buttons),
@@ -794,7 +863,23 @@ textarea:focus { background: #fff; border-color: var(--xe-accent); box-shadow: 0
     }
     const bubble = document.createElement("div");
     bubble.className = "bubble";
-    appendLinkified(bubble, e.text);
+    const src = e.image ? imageUrl(e.image) : null;
+    if (src) {
+      const a = document.createElement("a");
+      a.className = "image";
+      a.href = src;
+      a.target = "_blank";
+      a.rel = "noopener noreferrer";
+      const img = document.createElement("img");
+      img.className = "thumb";
+      img.setAttribute("data-xiaoer", "image");
+      img.alt = T.image;
+      img.src = src;
+      img.addEventListener("load", () => scrollToBottom(false));
+      a.appendChild(img);
+      bubble.appendChild(a);
+    }
+    if (e.text) appendLinkified(bubble, e.text);
     div.appendChild(bubble);
     if (e.buttons) div.appendChild(buildButtons(e));
 

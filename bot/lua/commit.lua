@@ -50,7 +50,7 @@ for k, v in pairs(session) do fields[#fields + 1] = k; fields[#fields + 1] = v e
 if #fields > 0 then redis.call('HSET', KEYS[1], unpack(fields)) end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 for _, e in ipairs(cjson.decode(ARGV[7])) do
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'id', e[1], 'from', e[2], 'text', e[3], 'ts', e[4], 'agent', e[5], 'buttons', e[6])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'id', e[1], 'from', e[2], 'text', e[3], 'ts', e[4], 'agent', e[5], 'buttons', e[6], 'image', e[7])
 end
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 redis.call('SET', KEYS[3], 'done:' .. ARGV[1], 'EX', ARGV[4])

@@ -11,6 +11,15 @@ from tests.desk_client import agent, handoff_sections
 PHRASES = Phrasebook.load(ROOT / "phrasebook")
 
 
+async def served(browser, url: str, errors: list[str]):
+    """Alice's desk and a buyer whose request for a human she has been given."""
+    desk = await desk_page(browser, url, "alice", errors)
+    shop = await shop_page(browser, url, errors)
+    await say(shop, "转人工")
+    await desk.locator("#chats [data-chat]").first.wait_for()
+    return desk, shop
+
+
 async def test_pick_two_anonymous_buyers_from_the_queue_and_get_notified_in_the_background(start_bot, browser):
     bot = await start_bot(**handoff_sections(agent("alice", ["presales"])))
     errors: list[str] = []
@@ -57,10 +66,7 @@ async def test_pick_two_anonymous_buyers_from_the_queue_and_get_notified_in_the_
 async def test_notes_typing_slash_replies_and_a_closed_chat_found_by_search(start_bot, browser):
     bot = await start_bot(**handoff_sections(agent("alice", ["presales"])))
     errors: list[str] = []
-    desk = await desk_page(browser, bot.url, "alice", errors)
-    shop = await shop_page(browser, bot.url, errors)
-    await say(shop, "转人工")
-    await desk.locator("#chats [data-chat]").first.wait_for()
+    desk, shop = await served(browser, bot.url, errors)
     await say(shop, "我买的围巾起球了怎么办")
     await desk.locator("#history .msg[data-from='customer']", has_text="起球").wait_for()
 
@@ -113,4 +119,27 @@ async def test_notes_typing_slash_replies_and_a_closed_chat_found_by_search(star
     await desk.fill("#search-q", "不存在的内容")
     await desk.click("#search-go")
     await desk.locator("#results-empty", has_text="没有找到").wait_for()
+    assert errors == []
+
+
+async def test_a_buyer_sends_an_image_shown_on_the_desk_and_the_agent_answers_with_one(start_bot, browser):
+    from tests.adapters.test_images import png
+    bot = await start_bot(**handoff_sections(agent("alice", ["presales"])))
+    errors: list[str] = []
+    desk, shop = await served(browser, bot.url, errors)
+    await shop.locator('[data-xiaoer="file"]').set_input_files(files=[{"name": "scarf.png", "mimeType": "image/png", "buffer": png(40, 30)}])
+    await shop.locator('[data-xiaoer="message"][data-from="visitor"][data-state="sent"] img[data-xiaoer="image"]').wait_for()
+    thumb = desk.locator("#history .msg[data-from='customer'] img.thumb")
+    await thumb.wait_for()
+    await desk.wait_for_function("document.querySelector('#history .msg[data-from=customer] img.thumb').naturalWidth === 40")
+    await desk.set_input_files("#image-file", files=[{"name": "reply.png", "mimeType": "image/png", "buffer": png(20, 20)}])
+    agent_image = shop.locator('[data-xiaoer="message"][data-from="agent"] img[data-xiaoer="image"]')
+    await agent_image.wait_for()
+    await shop.wait_for_function(
+        "document.querySelector('xiaoer-widget').shadowRoot.querySelector('[data-from=agent] img').naturalWidth === 20")
+    # a file that is not an image by its bytes is refused with a notice, nothing is sent
+    await desk.set_input_files("#image-file", files=[{"name": "evil.png", "mimeType": "image/png", "buffer": b"<script>alert(1)</script>"}])
+    await desk.locator("#notice .toast", has_text="PNG").wait_for()
+    await screenshot(desk, "desk-image")
+    assert await desk.locator("#history img.thumb").count() == 2
     assert errors == []
