@@ -29,6 +29,7 @@ from bot.config import Config
 from bot.handoff import HandoffService
 from bot.files import FILE_ID, FileStore
 from bot.history import History, day_range
+from bot.supervisor import monitor
 from bot.types import Customer, Inbound, Kind, Note, Outcome
 
 log = logging.getLogger(__name__)
@@ -221,6 +222,7 @@ class _DeskSocket:
         self.id = secrets.token_hex(8)
         self._send_lock = asyncio.Lock()
         self._typed: dict[str, float] = {}
+        self.supervisor = desk.config.is_supervisor(username)
 
     async def send(self, frame: dict[str, Any]) -> None:
         async with self._send_lock:
@@ -233,10 +235,14 @@ class _DeskSocket:
     async def run(self) -> None:
         service = self.desk.service
         unlisten = [self.desk._listen(f"agent:{self.username}", self.on_event), self.desk._listen("desks", self.on_event)]
+        if self.supervisor:
+            unlisten.append(self.desk._listen("supervisors", self.on_event))
         beat = asyncio.create_task(self._heartbeat())
         try:
             await service.socket_alive(self.username, self.id)
             await self.send(await service.snapshot(self.username))
+            if self.supervisor:
+                await self.send(await monitor(service))
             await service.drain()
             async for msg in self.ws:
                 if msg.type != WSMsgType.TEXT:
@@ -280,6 +286,9 @@ class _DeskSocket:
                 return
             await self.desk.service.set_status(self.username, status)
             await self.send({"type": "status", "status": status})
+            return
+        if kind in ("take_over", "reassign"):
+            await self.supervise(kind, frame)
             return
         if kind not in ("reply", "close", "transfer", "pick", "note", "typing"):
             await self.error("bad_frame", f"unknown frame type {kind[:32]!r}")
@@ -386,6 +395,23 @@ class _DeskSocket:
         await self.act(Inbound(channel="", conversation_id=cid, message_id=f"desk:{uuid.uuid4().hex}",
                                customer=Customer(self.username), kind=Kind.AGENT_TRANSFER, agent=self.username, target=target))
 
+    async def supervise(self, kind: str, frame: dict[str, Any]) -> None:
+        """take_over: the supervisor takes the chat; reassign: it goes to the named agent."""
+        cid = frame.get("conversation")
+        if not self.supervisor:
+            await self.error("forbidden", "仅主管可以操作 / supervisors only", conversation=cid if isinstance(cid, str) else None)
+            return
+        if not isinstance(cid, str) or not _CONVERSATION.match(cid):
+            await self.error("bad_frame", "'conversation' must be a conversation id")
+            return
+        target = self.username if kind == "take_over" else frame.get("agent")
+        if not isinstance(target, str) or not self.desk.config.agent(target):
+            await self.error("unknown_target", "reassign to a known 'agent'", conversation=cid)
+            return
+        await self.act(Inbound(channel="", conversation_id=cid, message_id=f"desk:{uuid.uuid4().hex}",
+                               customer=Customer(self.username), kind=Kind.SUPERVISOR_ASSIGN, agent=self.username,
+                               target=f"agent:{target}"))
+
     async def act(self, inbound: Inbound, own: dict[str, str] | None = None) -> None:
         try:
             outcome = await self.desk._submit(inbound, None)
@@ -400,6 +426,7 @@ class _DeskSocket:
                 "same_agent": "会话已经在该客服名下 / the chat is already with that agent",
                 "target_full": "对方客服接待已满 / that agent has no free capacity",
                 "not_queued": "这位顾客已不在排队中（可能已被其他客服接入） / this buyer is no longer waiting",
+                "not_open": "这个会话已结束 / this chat is no longer open",
             }
             messages |= own or {}
             await self.error(outcome.error, messages.get(outcome.error, outcome.error), conversation=inbound.conversation_id)
@@ -408,6 +435,9 @@ class _DeskSocket:
         kind = event.get("type")
         if kind == "desk" and event.get("desk") == self.username:
             await self.send(event["frame"])
+        elif kind == "messages" and self.supervisor and event.get("agent") != self.username:
+            await self.send({"type": "watch", "conversation": event["conversation"], "agent": event.get("agent"),
+                             "messages": event.get("messages", [])})
         elif kind == "messages" and event.get("agent") == self.username:
             for message in event.get("messages", ()):
                 from_ = message.get("from")
@@ -423,6 +453,8 @@ class _DeskSocket:
             await self.send({"type": "typing", "conversation": event.get("chat"), "from": "customer"})
         elif kind == "queue_changed":
             await self.send({"type": "queue", "queue": await self.desk.service.queue_view(self.username)})
+            if self.supervisor:
+                await self.send(await monitor(self.desk.service))
 
 
 def _error(status: int, code: str, message: str) -> web.Response:

@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapters.desk import Desk
 from adapters.files import Files
+from adapters.reports import SupervisorPages
 from adapters.telegram import TelegramAdapter
 from adapters.wechat import WeChatAdapter
 from adapters.wecom_kf import WeComKfAdapter
@@ -26,6 +27,7 @@ from bot.files import FileStore
 from bot.handoff import HandoffService
 from bot.hub import Hub
 from bot.phrasebook import Phrasebook
+from bot.reports import ReportMarks
 from bot.router import Router
 from bot.store import Store
 from bot.timers import TimerRunner
@@ -36,6 +38,7 @@ from handlers.faq import FaqAnswer
 from handlers.greeting import Greeting
 from handlers.rating import Rating
 from handlers.relay import HumanOwned
+from handlers.supervisor import SupervisorAction
 from handlers.timeout import TimerTick
 from handlers.unfollow import Unfollow
 
@@ -48,6 +51,7 @@ def build_router(config: Config, phrasebook: Phrasebook, matcher: FaqMatcher) ->
     clock = config.shop.clock
     groups = {g: config.group_display(g) for g in config.group_names}
     return Router([
+        SupervisorAction(),                         # a supervisor takes over or reassigns a chat
         AgentAction(phrasebook, groups),            # the desk's reply / close / transfer
         TimerTick(phrasebook),                      # first-response timeout, idle close
         Unfollow(),                                 # the buyer left the account: close quietly
@@ -96,7 +100,8 @@ class Xiaoer:
         await self.store.ping()
         self.handoff = HandoffService(cfg, self.store, phrasebook, self.clock)
         self.engine = Engine(self.store, build_router(cfg, phrasebook, matcher), cfg.shop.locale, self.clock,
-                             routing=self.handoff.routing, after_commit=self.handoff.after_commit)
+                             routing=self.handoff.routing, after_commit=self.handoff.after_commit,
+                             reports=ReportMarks(cfg.shop.zone))
         self.hub = Hub(self.store)
         self.timers = TimerRunner(self.store, self.engine.submit, self.handoff.drain, self.clock)
         self.app.router.add_get("/healthz", self.healthz)
@@ -114,6 +119,7 @@ class Xiaoer:
         desk = Desk(cfg, self.handoff, Coach(phrasebook), self.engine.submit, self.hub.listen)
         desk.files = self.files
         desk.mount(self.app)
+        SupervisorPages(cfg, self.store, desk.agent_of, self.clock, lambda text: matcher.match(text).entry is not None).mount(self.app)
         senders = {}
         if cfg.channels.telegram.enabled:
             self.telegram = TelegramAdapter(cfg.channels.telegram, self.engine.submit, files=self.files)

@@ -316,11 +316,16 @@ class Config(_Section):
         return self.handoff.default_group or names[0]
 
     def members(self, group: str) -> list[AgentConfig]:
-        """Agents serving a group; an agent with no groups serves every group."""
-        return [a for a in self.agents if not a.groups or group in a.groups]
+        """Agents serving a group; an agent with no groups serves every group, a supervisor with no
+        groups none (supervisors watch and step in; they get routed chats only from groups they list)."""
+        return [a for a in self.agents if group in a.groups or (not a.groups and a.role == "agent")]
 
     def agent(self, username: str) -> AgentConfig | None:
         return next((a for a in self.agents if a.username == username), None)
+
+    def is_supervisor(self, username: str | None) -> bool:
+        agent = self.agent(username or "")
+        return agent is not None and agent.role == "supervisor"
 
     def path(self, value: str) -> Path:
         """Resolve a path from the config against the config file's folder."""

@@ -17,6 +17,7 @@ from typing import Any
 
 from bot import metrics
 from bot.channels import pushes
+from bot.reports import ReportMarks
 from bot.router import Context, Router
 from bot.store import NotAssigned, Store, StoreBusy, stamp
 from bot.textnorm import detect_locale
@@ -36,6 +37,7 @@ class Engine:
         routing: Callable[[float], dict[str, Any]] | None = None,
         after_commit: AfterCommit | None = None,
         max_in_flight: int = 1000,
+        reports: ReportMarks | None = None,
     ):
         self.store = store
         self.router = router
@@ -48,6 +50,7 @@ class Engine:
         # queueing without bound.
         self.max_in_flight = max_in_flight
         self.in_flight = 0
+        self.reports = reports
 
     async def submit(self, inbound: Inbound, origin: str | None = None) -> Outcome:
         """Handle one event exactly once. A duplicate (same message id) returns no replies."""
@@ -108,9 +111,12 @@ class Engine:
             # everything else (Telegram replies, agent replies, timer notices) is committed to the
             # outbox with the turn.
             push = replies if origin is None and pushes(final.channel) else ()
+            report = None
+            if self.reports:
+                final, report = self.reports.mark(inbound, turn.session, final, result, now)
             try:
                 results = await turn.commit(final, entries, event, result.effects,
-                                            self.routing(now) if result.effects else None, push)
+                                            self.routing(now) if result.effects else None, push, report)
             except NotAssigned as exc:
                 return Outcome(replies=(), handler=result.handler, error=str(exc).lower())
         if inbound.from_buyer:

@@ -20,6 +20,7 @@ from bot import metrics, reasons
 from bot.channels import pushes
 from bot.config import Config
 from bot.phrasebook import Phrasebook
+from bot.reports import shop_day
 from bot.store import Store, stamp
 from bot.types import Inbound, Sender, Session, State, TranscriptEntry
 
@@ -46,6 +47,7 @@ class HandoffService:
             "capacity": {a.username: a.capacity for a in self.config.agents},
             "closed": not self.shop_clock.is_open(now),
             "grace": self.config.handoff.notice_grace,
+            "day": shop_day(now, self.config.shop.zone)[0],  # the report day the steps count in
         }
 
     def display(self, username: str | None) -> str:

@@ -1,7 +1,8 @@
 """Fan-out inside one process: committed events from Redis pub/sub to the sockets open here.
 
 Every process subscribes once; sockets register under a key: "conv:<id>" for a conversation's
-widget sockets, "agent:<username>" for an agent's desk sockets, "desks" for every desk. An event
+widget sockets, "agent:<username>" for an agent's desk sockets, "desks" for every desk,
+"supervisors" for supervisors' desks (every chat's messages and queue changes). An event
 reaches the conversation, its owner's desk (event["agent"]), an addressed desk (event["desk"]), and
 all desks when it says "broadcast". Pub/sub is fire and forget, so clients resync on reconnect.
 """
@@ -61,6 +62,8 @@ class Hub:
                 keys.append(f"agent:{event[field]}")
         if event.get("broadcast"):
             keys.append("desks")
+        if event.get("type") in ("messages", "queue_changed"):
+            keys.append("supervisors")  # supervisors watch every chat live
         seen: list[Listener] = []
         for key in keys:
             seen.extend(l for l in self._listeners.get(key, ()) if l not in seen)

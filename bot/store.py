@@ -46,8 +46,8 @@ POOL_WAIT = 2.0      # seconds a command may wait for a free connection before t
 
 
 def _script(name: str) -> str:
-    """A script from bot/lua/, with the shared helpers in front."""
-    return (_LUA / "lib.lua").read_text() + "\n" + (_LUA / f"{name}.lua").read_text()
+    """A script from bot/lua/, with the shared helpers (report aggregates, routing) in front."""
+    return "\n".join((_LUA / f"{part}.lua").read_text() for part in ("reports", "lib", name))
 
 
 _RELEASE_CLAIM = """
@@ -297,7 +297,7 @@ class Store:
 
         `resumed` is "same" when the agent the buyer last heard of took the chat back within the grace
         period after a re-queue, "other" when a colleague took it then, else ""."""
-        raw = json.loads(await self._drain(args=[json.dumps({**routing, "p": self.prefix})]))
+        raw = json.loads(await self._drain(args=[json.dumps({**routing, **self.report_keys(routing), "p": self.prefix})]))
         return [tuple(a) for a in raw.get("assigned") or []], [tuple(m) for m in raw.get("moved") or []]  # type: ignore[misc]
 
     async def agent_socket(self, username: str, socket_id: str, lease: float) -> None:
@@ -330,6 +330,49 @@ class Store:
     async def handoff_of(self, conversation_id: str) -> Handoff | None:
         raw = await self.redis.hgetall(self._conv(conversation_id, "handoff"))
         return _handoff(raw) if raw.get("state") in (State.QUEUED, State.WITH_AGENT) else None
+
+    # ---- reports (per-day aggregates written by the commit scripts) ----------------------------
+    REPORT_TTL = 800 * 86400  # aggregates hold no personal data; kept a little over two years
+
+    def _report_key(self, day: str) -> str:
+        return f"{self.prefix}report:{day}"
+
+    def report_keys(self, ctx: dict[str, Any] | None) -> dict[str, Any]:
+        """The keys behind a report context (`day`, `conv_day`, `gap` from bot.reports), for the scripts."""
+        if not ctx or not ctx.get("day"):
+            return {}
+        out: dict[str, Any] = {"rk": self._report_key(ctx["day"]), "rttl": self.REPORT_TTL}
+        if "conv_day" in ctx:
+            out["ck"] = self._report_key(ctx["conv_day"] or ctx["day"])
+        if ctx.get("gap"):
+            out["gk"] = self._report_key(ctx["day"]) + ":gaps"
+            out["gap_ttl"] = self.session_ttl
+        return out
+
+    async def report_days(self, days: Sequence[str]) -> list[dict[str, str]]:
+        """The aggregate hash of each day (empty for a day without events), one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for day in days:
+                pipe.hgetall(self._report_key(day))
+            return list(await pipe.execute())
+
+    async def gap_days(self, days: Sequence[str]) -> list[list[tuple[str, str, float, str]]]:
+        """Buyer messages the bot could not answer, per day: (conversation id, text, unix time, message id)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for day in days:
+                pipe.lrange(self._report_key(day) + ":gaps", 0, -1)
+            rows = await pipe.execute()
+        out = []
+        for raw in rows:
+            day_rows = []
+            for item in raw:
+                try:
+                    cid, text, ts, mid = json.loads(item)
+                    day_rows.append((str(cid), str(text), float(ts), str(mid)))
+                except (ValueError, TypeError):
+                    continue
+            out.append(day_rows)
+        return out
 
     async def recent_waits(self) -> list[float]:
         """Recent waits from handoff to an agent's first reply, in seconds (newest first)."""
@@ -645,6 +688,7 @@ class Turn:
         effects: Sequence[Effect] = (),
         routing: dict[str, Any] | None = None,
         push: Sequence[TranscriptEntry] = (),
+        report: dict[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         """Write the turn atomically and release the lock; returns one result per effect.
 
@@ -654,7 +698,10 @@ class Turn:
         cid = self.inbound.conversation_id
         payload = [list(_entry_fields(e).values()) for e in entries]
         effects_json = [{k: v for k, v in vars(e).items() if v is not None} for e in effects]
-        ctx = {**(routing or {}), "p": store.prefix, "cid": cid} if effects else {}
+        ctx = {**(routing or {}), **store.report_keys(routing), "p": store.prefix, "cid": cid} if effects else {}
+        keys = store.report_keys(report)
+        rep = {k: v for k, v in {**(report or {}), "k": keys.get("rk"), "ck": keys.get("ck"), "ttl": keys.get("rttl"),
+               "gk": keys.get("gk"), "gap_ttl": keys.get("gap_ttl"), "cid": cid}.items() if v is not None} if keys else None
         try:
             raw = await store._commit(
                 keys=[store._conv(cid, "session"), store._conv(cid, "transcript"), self._claim_key,
@@ -667,6 +714,7 @@ class Turn:
                     json.dumps(effects_json), json.dumps(ctx),
                     json.dumps([session.channel, cid, [json.dumps(e.to_json(), ensure_ascii=False) for e in push]],
                                ensure_ascii=False) if push else "",
+                    json.dumps(rep, ensure_ascii=False) if rep else "",
                 ],
             )
         except ResponseError as exc:

@@ -48,6 +48,7 @@ class Kind(StrEnum):
     TIMER = "timer"              # text = "<timer kind>|<version>", e.g. "frt|alice|1700000000.0"
     FOLLOW = "follow"            # the buyer followed / opened the account (WeChat subscribe): welcome them
     UNFOLLOW = "unfollow"        # the buyer unfollowed: close what is open, say nothing
+    SUPERVISOR_ASSIGN = "supervisor_assign"  # a supervisor takes a chat over or hands it to an agent
 
 
 BUYER_KINDS = frozenset({Kind.TEXT, Kind.UNSUPPORTED, Kind.IMAGE})
@@ -112,6 +113,12 @@ class Session:
     page_url: str = ""              # the page a widget buyer last wrote from, shown on the desk
     page_title: str = ""
     message_ack: str = ""           # queued_at (stamp) of the wait whose left message was acknowledged
+    # Reports: the shop day the current conversation started, whether it was handed to a human
+    # ("1", set at commit), and who handled the last handoff (for its rating).
+    conv_day: str = ""
+    conv_handed: str = ""
+    last_agent: str = ""
+    last_group: str = ""
     # The handoff fields below are owned by the atomic handoff steps in the store (a separate hash);
     # handlers read them and ask for changes through effects.
     handoff: Handoff | None = None

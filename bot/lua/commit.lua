@@ -2,7 +2,8 @@
 -- KEYS: 1 session, 2 transcript, 3 message claim, 4 lock, 5 handoff, 6 outbox
 -- ARGV: 1 lock token, 2 claim value ("pending:<lock token>"), 3 session ttl, 4 dedupe ttl, 5 transcript cap, 6 session json,
 --       7 entries json, 8 event channel, 9 event json, 10 effects json, 11 routing json,
---       12 outbox json: {channel, conversation, [message json ...]} or ""
+--       12 outbox json: {channel, conversation, [message json ...]} or "",
+--       13 report json: {k, ck, ttl, channel, hour, new, buyer, gap, gk, gap_ttl, now} or ""
 -- The lock is released at the end, so a turn is two round trips: begin.lua and this script.
 local claim = redis.call('GET', KEYS[3])
 if claim == 'done:' .. ARGV[1] then return '[]' end  -- a retry of this very commit: it is written
@@ -11,6 +12,10 @@ if claim ~= ARGV[2] then return redis.error_reply('LOST_CLAIM') end
 
 local effects = cjson.decode(ARGV[10])
 local ctx = cjson.decode(ARGV[11])
+local rep = {}
+if ARGV[13] and ARGV[13] ~= '' then rep = cjson.decode(ARGV[13]) end
+REPORT.k, REPORT.ttl = rep.k or ctx.rk, rep.ttl or ctx.rttl
+local ch = dim('c', rep.channel)
 local h = KEYS[5]
 local cur = {}
 local flat = redis.call('HGETALL', h)
@@ -38,7 +43,7 @@ for _, e in ipairs(effects) do
     if e.target_agent == cur.agent then return redis.error_reply('SAME_AGENT') end
     if not is_online(ctx.p, e.target_agent, ctx.now) then return redis.error_reply('TARGET_OFFLINE') end
     local cap = tonumber((ctx.capacity or {})[e.target_agent] or '0')
-    if redis.call('SCARD', chats_key(ctx.p, e.target_agent)) >= cap then return redis.error_reply('TARGET_FULL') end
+    if e.reason ~= 'take_over' and redis.call('SCARD', chats_key(ctx.p, e.target_agent)) >= cap then return redis.error_reply('TARGET_FULL') end
   end
 end
 
@@ -61,6 +66,15 @@ if ARGV[12] ~= '' then
   for _, m in ipairs(out[3]) do
     redis.call('XADD', KEYS[6], 'MAXLEN', '~', 100000, '*', 'channel', out[1], 'conversation', out[2], 'message', m)
   end
+end
+
+-- Reports: conversations, buyer messages by hour, what the bot could not answer.
+if rep.new then rcount('conversations', {ch, dim('h', rep.hour)}) end
+if rep.buyer then rcount('messages', {ch, dim('h', rep.hour)}) end
+if rep.gap then
+  redis.call('RPUSH', rep.gk, cjson.encode({rep.cid, rep.gap, rep.now, rep.mid}))
+  redis.call('LTRIM', rep.gk, -5000, -1)
+  redis.call('EXPIRE', rep.gk, rep.gap_ttl)
 end
 
 -- 3. Handoff effects.
@@ -86,6 +100,12 @@ for _, e in ipairs(effects) do
         redis.call('HSET', h, 'told_position', r.position)
       end
       r.group, r.reason = e.group, e.reason
+      -- reports: a conversation counts as handed over once, on the day it started
+      rcount('handoffs', {dim('g', e.group)})
+      if redis.call('HGET', KEYS[1], 'conv_handed') ~= '1' then
+        redis.call('HSET', KEYS[1], 'conv_handed', '1')
+        rcount_at(rep.ck or REPORT.k, 'handed_over', {ch, dim('g', e.group)})
+      end
     end
   elseif e.kind == 'first_reply' then
     if not cur.first_reply_at then
@@ -94,6 +114,11 @@ for _, e in ipairs(effects) do
       redis.call('LPUSH', p .. 'stats:waits', tonumber(now) - tonumber(cur.queued_at))
       redis.call('LTRIM', p .. 'stats:waits', 0, 99)
       r.outcome = 'first'
+    end
+    -- reports: first-response time from the moment a human was needed; bot replies never reset it
+    if cur.frt_done ~= '1' and cur.queued_at then
+      redis.call('HSET', h, 'frt_done', '1')
+      rsample('first_response', tonumber(now) - tonumber(cur.queued_at), {dim('a', e.agent), dim('g', cur.group)})
     end
   elseif e.kind == 'reassign' then
     if cur.state ~= 'WITH_AGENT' or cur.agent ~= e.agent or cur.assigned_at ~= e.version or cur.first_reply_at then
@@ -123,8 +148,12 @@ for _, e in ipairs(effects) do
         -- comes back meanwhile takes it without a "resting" notice in between.
         redis.call('ZADD', p .. 'timers', tonumber(now) + tonumber(ctx.grace or 0), 'notice|' .. cid .. '|' .. n)
       end
+      if r.outcome == 'reassigned' or r.outcome == 'supervisor' then
+        rcount('reassignments', {dim('a', cur.agent), dim('g', cur.group)})
+      end
     end
   elseif e.kind == 'transfer' then
+    rcount('transfers', {dim('a', cur.agent), dim('g', cur.group)})
     release(p, cid, cur.agent)
     r.from = cur.agent
     cancel_timer(p, h)
@@ -153,6 +182,11 @@ for _, e in ipairs(effects) do
       redis.call('DEL', h)
       r.outcome, r.from, r.group = 'closed', cur.agent, cur.group
       record_case(p, cid, cur, now, tonumber(ARGV[3]), KEYS[2])
+      if cur.agent then
+        rcount('closed', {dim('a', cur.agent), dim('g', cur.group)})
+        redis.call('HSET', KEYS[1], 'last_agent', cur.agent, 'last_group', cur.group or '')
+        if e.agent then rcount('rating_asked', {dim('a', cur.agent), dim('g', cur.group), ch}) end
+      end
     else
       r.outcome = 'not_open'
     end
@@ -178,6 +212,11 @@ for _, e in ipairs(effects) do
     redis.call('LPUSH', p .. 'stats:ratings', e.score)
     redis.call('LTRIM', p .. 'stats:ratings', 0, 999)
     r.outcome, r.score = 'rated', e.score
+    local last = {dim('a', redis.call('HGET', KEYS[1], 'last_agent')), dim('g', redis.call('HGET', KEYS[1], 'last_group')), ch}
+    rcount('ratings', last)
+    rcount('rating_sum', last, tonumber(e.score))
+    if tonumber(e.score) >= 4 then rcount('satisfied', last) end
+    rcount('score:' .. e.score, {})
   end
   results[#results + 1] = r
 end

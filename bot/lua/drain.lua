@@ -1,6 +1,7 @@
 -- Hand queued chats to free agents (each with how to greet the buyer, see assign), then tell waiting buyers whose position improved materially.
 -- ARGV: 1 routing json {p, now, timeout, max_reassignments, members = {group = {{u, cap}, ...}}}
 local ctx = cjson.decode(ARGV[1])
+REPORT.k, REPORT.ttl = ctx.rk, ctx.rttl
 local assigned, moved = {}, {}
 for group, members in pairs(ctx.members) do
   for _, pair in ipairs(drain(ctx.p, group, members, ctx.now, ctx.timeout, ctx.max_reassignments)) do

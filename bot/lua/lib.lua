@@ -72,6 +72,12 @@ local function assign(p, cid, u, now, timeout, max_reassignments)
   redis.call('SADD', chats_key(p, u), cid)
   if group then redis.call('ZREM', p .. 'queue:' .. group, cid) end
   redis.call('HSET', p .. 'agent:' .. u, 'idle_since', now)
+  -- reports: queue wait (from the moment a human was needed to the first agent) once per handoff
+  if redis.call('HGET', h, 'qw_done') ~= '1' then
+    redis.call('HSET', h, 'qw_done', '1')
+    rsample('queue_wait', tonumber(now) - tonumber(redis.call('HGET', h, 'queued_at') or now), {dim('g', group)})
+  end
+  rcount('assigned', {dim('a', u), dim('g', group)})
   if tonumber(redis.call('HGET', h, 'reassignments') or '0') <= tonumber(max_reassignments) then
     set_timer(p, h, 'frt|' .. cid .. '|' .. u .. '|' .. now, tonumber(now) + tonumber(timeout))
   end
