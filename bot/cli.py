@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--port", type=int, help="override server.port")
     check = sub.add_parser("check-config", help="validate a config; exit 2 with one line per problem")
     check.add_argument("--config", required=True)
+    check.add_argument("--strict", action="store_true", help="warnings (e.g. the demo password) fail the check too")
     sub.add_parser("hash-password", help="read a password on stdin, print its hash for [[agents]]")
     tg = sub.add_parser("telegram", help="Telegram webhook registration")
     tg_sub = tg.add_subparsers(dest="telegram_command", required=True)
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         return _run(args.config, args.host, args.port)
     if args.command == "check-config":
-        return _check(args.config)
+        return _check(args.config, args.strict)
     if args.command == "hash-password":
         return _hash_password()
     if args.command == "telegram":
@@ -76,15 +77,17 @@ def content_problems(config: Config) -> list[str]:
     return problems
 
 
-def _check(path: str) -> int:
-    config = _load(path)
-    if config is None:
-        return 2
-    problems = content_problems(config)
-    for line in problems:
+def _check(path: str, strict: bool = False) -> int:
+    from bot.checks import check
+
+    report = check(path)
+    for line in report.errors:
         print(line, file=sys.stderr)
-    if problems:
+    for line in report.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    if report.errors or (strict and report.warnings):
         return 2
+    config = load_config(path)
     enabled = [name for name in ("web", "telegram", "wechat", "wecom_kf") if getattr(config.channels, name).enabled]
     print(f"{path}: OK (channels: {', '.join(enabled) or 'none'}; store: {'embedded' if not config.redis.url else 'redis'})")
     return 0

@@ -5,7 +5,8 @@ most frequent first, each group with examples, a drafted FAQ entry to paste into
 the answers agents gave to those questions afterwards (a starting point for the entry's answer).
 
 Grouping is a seam: `embed(texts)` returns one L2-normalised vector per text (the understanding
-module's sentence embeddings); without it, a character-bigram vector stands in.
+module's sentence embeddings); without it, a character-bigram vector stands in. Identical texts are
+grouped once, so the cost grows with the distinct wordings, not the message count.
 """
 
 from __future__ import annotations
@@ -76,50 +77,42 @@ def _bigrams(text: str) -> dict[str, float]:
     return {k: v / length for k, v in feats.items()}
 
 
-def _dot(a: dict[str, float], b: dict[str, float]) -> float:
+def _dot(a: dict[Any, float], b: dict[Any, float]) -> float:
     if len(a) > len(b):
         a, b = b, a
     return sum(v * b.get(k, 0.0) for k, v in a.items())
 
 
 def group_by_meaning(texts: Sequence[str], embed: Embed | None = None) -> list[list[int]]:
-    """Indexes of `texts` grouped by meaning (greedy: each text joins the closest group centre)."""
-    if not texts:
+    """Indexes of `texts` grouped by meaning: each text joins the group whose centre (the sum of its
+    members) is closest, when close enough; otherwise it starts a group. Identical texts are one."""
+    distinct = list(dict.fromkeys(texts))
+    if not distinct:
         return []
     if embed is not None:
-        import numpy as np
-
-        rows = np.asarray(embed(list(texts)), dtype=float)
-        centres: list[Any] = []
-        groups: list[list[int]] = []
-        for i, row in enumerate(rows):
-            if centres:
-                sims = np.asarray([float(c @ row) / (float(np.linalg.norm(c)) or 1.0) for c in centres])
-                best = int(sims.argmax())
-                if sims[best] >= SIMILAR_EMBED:
-                    groups[best].append(i)
-                    centres[best] = centres[best] + row
-                    continue
-            groups.append([i])
-            centres.append(row.copy())
-        return groups
-    vectors = [_bigrams(t) for t in texts]
-    sparse: list[dict[str, float]] = []
-    out: list[list[int]] = []
-    for i, vec in enumerate(vectors):
+        vectors = [dict(enumerate(float(x) for x in row)) for row in embed(distinct)]
+        threshold = SIMILAR_EMBED
+    else:
+        vectors, threshold = [_bigrams(t) for t in distinct], SIMILAR
+    centres: list[dict[str | int, float]] = []
+    members: list[list[str]] = []
+    for text, vec in zip(distinct, vectors):
         best, score = -1, 0.0
-        for g, centre in enumerate(sparse):
-            norm = math.sqrt(sum(v * v for v in centre.values())) or 1.0
-            s = _dot(vec, centre) / norm
+        for g, centre in enumerate(centres):
+            s = _dot(vec, centre) / (math.sqrt(sum(v * v for v in centre.values())) or 1.0)
             if s > score:
                 best, score = g, s
-        if best >= 0 and score >= SIMILAR:
-            out[best].append(i)
+        if best >= 0 and score >= threshold:
+            members[best].append(text)
             for k, v in vec.items():
-                sparse[best][k] = sparse[best].get(k, 0.0) + v
+                centres[best][k] = centres[best].get(k, 0.0) + v
         else:
-            out.append([i])
-            sparse.append(dict(vec))
+            members.append([text])
+            centres.append(dict(vec))
+    where = {t: g for g, group in enumerate(members) for t in group}
+    out: list[list[int]] = [[] for _ in members]
+    for i, t in enumerate(texts):
+        out[where[t]].append(i)
     return out
 
 

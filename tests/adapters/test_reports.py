@@ -193,3 +193,29 @@ async def test_reports_need_a_supervisor_and_a_good_range(start_bot, http):
     finally:
         await alice.close()
         await sam.close()
+
+
+async def test_faq_gaps_group_unanswered_questions_with_the_agents_answers(start_bot, http, desks):
+    bot = await start_bot(**handoff_sections(agent("alice", ["presales"]), supervisor("sam")))
+    alice = desks(bot.url)
+    await alice.connect("alice")
+    for text in ("什么时候发货", "猫粮是进口的吗", "有实体店吗", "有实体店吗"):
+        await (await buyer(http, bot.url)).ask(text)
+    asked = await buyer(http, bot.url)
+    await asked.ask("你们有实体店吗")
+    await asked.ask("转人工")
+    cid = (await alice.expect("assigned"))["conversation"]["id"]
+    await alice.send({"type": "reply", "conversation": cid, "text": "亲，我们暂时只在网上销售哦😊"})
+    await next_message(asked)
+    sam = await logged_in(bot.url, "sam")
+    try:
+        status, body = await get(sam, "/desk/api/faq-gaps?days=7")
+    finally:
+        await sam.close()
+    assert status == 200
+    gaps = body["gaps"]
+    assert [g["count"] for g in gaps] == [3, 1]
+    assert gaps[0]["examples"] == ["有实体店吗", "你们有实体店吗"] and gaps[0]["answers"] == ["亲，我们暂时只在网上销售哦😊"]
+    assert gaps[1]["examples"] == ["猫粮是进口的吗"] and gaps[1]["answers"] == []
+    assert 'questions = ["有实体店吗", "你们有实体店吗"]' in gaps[0]["draft"]
+    assert all("发货" not in e for g in gaps for e in g["examples"])  # answered by the FAQ: not a gap
