@@ -29,20 +29,26 @@ MAX_GAP_DAYS = 90
 
 class SupervisorPages:
     def __init__(self, config: Config, store: Store, agent_of: Callable[[web.Request], Awaitable[str | None]],
-                 clock: Callable[[], float], answered: Callable[[str], bool], embed: Callable[[], Embed | None] = lambda: None):
+                 clock: Callable[[], float], answered: Callable[[str], bool], embed: Callable[[], Embed | None] = lambda: None,
+                 reload: Callable[[], Awaitable[list[str]]] | None = None):
         self.config = config
         self.store = store
         self.agent_of = agent_of
         self.clock = clock
         self.answered = answered  # does the current FAQ answer this text? (it may have been reloaded)
         self.embed = embed
+        self._reload = reload
 
     def mount(self, app: web.Application) -> None:
         app.router.add_get("/desk/reports", self.page)
-        app.router.add_get("/desk/reports.js", self.script)
+        app.router.add_get("/desk/reports.js", self._static("reports.js", "text/javascript"))
+        app.router.add_get("/desk/supervisor", self.live)
+        app.router.add_get("/desk/supervisor.js", self._static("supervisor.js", "text/javascript"))
+        app.router.add_get("/desk/ui.js", self._static("ui.js", "text/javascript"))
         app.router.add_get("/desk/api/reports", self.reports)
         app.router.add_get("/desk/api/reports.csv", self.reports_csv)
         app.router.add_get("/desk/api/faq-gaps", self.faq_gaps)
+        app.router.add_post("/desk/api/reload", self.reload)
 
     async def supervisor(self, request: web.Request) -> str:
         """The logged-in supervisor, or an HTTP error (401 not logged in, 403 not a supervisor)."""
@@ -54,13 +60,21 @@ class SupervisorPages:
         return username
 
     async def page(self, request: web.Request) -> web.StreamResponse:
+        return await self._page(request, "reports.html")
+
+    async def live(self, request: web.Request) -> web.StreamResponse:
+        return await self._page(request, "supervisor.html")
+
+    async def _page(self, request: web.Request, name: str) -> web.StreamResponse:
         if await self.agent_of(request) is None:
             raise web.HTTPFound("/desk/")
         await self.supervisor(request)
-        return web.FileResponse(STATIC / "reports.html", headers={"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
+        return web.FileResponse(STATIC / name, headers={"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"})
 
-    async def script(self, request: web.Request) -> web.StreamResponse:
-        return web.FileResponse(STATIC / "reports.js", headers={"Content-Type": "text/javascript; charset=utf-8", "Cache-Control": "no-cache"})
+    def _static(self, name: str, ctype: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def serve(request: web.Request) -> web.StreamResponse:
+            return web.FileResponse(STATIC / name, headers={"Content-Type": f"{ctype}; charset=utf-8", "Cache-Control": "no-cache"})
+        return serve
 
     async def _report(self, request: web.Request) -> dict[str, Any]:
         await self.supervisor(request)
@@ -99,6 +113,17 @@ class SupervisorPages:
         for gap in gaps[:50]:
             gap.answers = await self.human_answers(gap.refs[:20])
         return web.json_response({"days": int(raw), "gaps": [g.to_json() for g in gaps[:50]]}, dumps=_dumps)
+
+    async def reload(self, request: web.Request) -> web.Response:
+        """The supervisor's reload button: FAQ, phrasebook and agents, in every process."""
+        await self.supervisor(request)
+        if self._reload is None:
+            raise _error(web.HTTPNotFound, "not_available", "reload is not available here")
+        problems = await self._reload()
+        if problems:
+            return web.json_response({"error": "invalid", "message": "refused; the old content stays", "problems": problems},
+                                     status=422, dumps=_dumps)
+        return web.json_response({"ok": True, "agents": len(self.config.agents)}, dumps=_dumps)
 
     async def human_answers(self, refs: list[tuple[str, str]], limit: int = 3) -> list[str]:
         """The first agent reply after each unanswered question, where an agent took the chat."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -27,6 +29,7 @@ from bot.files import FileStore
 from bot.handoff import HandoffService
 from bot.hub import Hub
 from bot.phrasebook import Phrasebook
+from bot.reload import ReloadError, load_content
 from bot.reports import ReportMarks
 from bot.router import Router
 from bot.store import Store
@@ -67,8 +70,14 @@ def build_router(config: Config, phrasebook: Phrasebook, matcher: FaqMatcher) ->
 class Xiaoer:
     """One bot process. Any number of them may share one Redis."""
 
-    def __init__(self, config: Config, clock: Callable[[], float] = time.time, redis_url: str | None = None):
+    def __init__(self, config: Config, clock: Callable[[], float] = time.time, redis_url: str | None = None,
+                 config_path: str | None = None):
         self.config = config
+        self.config_path = config_path  # re-read on reload (None: reload the content files only)
+        self.instance = uuid.uuid4().hex  # tells this process's own reload broadcast from others'
+        self.desk: Desk | None = None
+        self.pages: SupervisorPages | None = None
+        self.matcher: FaqMatcher | None = None
         self.clock = clock
         self._redis_url = redis_url if redis_url is not None else config.redis.url
         self.embedded: EmbeddedRedis | None = None
@@ -90,7 +99,7 @@ class Xiaoer:
         """Load content (failing fast on bad files), connect to Redis, build the pipeline and routes."""
         cfg = self.config
         phrasebook = Phrasebook.load(cfg.phrasebook_path, cfg.shop.locale)
-        matcher = FaqMatcher(load_faq_files(cfg.faq_paths))
+        matcher = self.matcher = FaqMatcher(load_faq_files(cfg.faq_paths))
         url = self._redis_url
         if not url:
             self.embedded = EmbeddedRedis(cfg.path(cfg.redis.data_dir))
@@ -116,10 +125,11 @@ class Xiaoer:
                 agent_name=self.handoff.display, typing=self.handoff.buyer_typing, notice=phrasebook.text,
                 files=self.files,
             ).mount(self.app)
-        desk = Desk(cfg, self.handoff, Coach(phrasebook), self.engine.submit, self.hub.listen)
+        desk = self.desk = Desk(cfg, self.handoff, Coach(phrasebook), self.engine.submit, self.hub.listen)
         desk.files = self.files
         desk.mount(self.app)
-        SupervisorPages(cfg, self.store, desk.agent_of, self.clock, lambda text: matcher.match(text).entry is not None).mount(self.app)
+        self.pages = SupervisorPages(cfg, self.store, desk.agent_of, self.clock, self.answers, reload=self.reload)
+        self.pages.mount(self.app)
         senders = {}
         if cfg.channels.telegram.enabled:
             self.telegram = TelegramAdapter(cfg.channels.telegram, self.engine.submit, files=self.files)
@@ -140,8 +150,39 @@ class Xiaoer:
         if senders:
             self.deliverer = Deliverer(self.store, senders, self.handoff.delivery_failed)
 
+    def answers(self, text: str) -> bool:
+        """Does the current FAQ answer this buyer message?"""
+        return self.matcher is not None and self.matcher.match(text).entry is not None
+
+    async def reload(self, broadcast: bool = True) -> list[str]:
+        """Re-read the FAQ, the phrasebook and the agents. On any problem nothing changes and the
+        problems are returned; otherwise every other process is told to reload too."""
+        assert self.engine and self.handoff and self.desk and self.pages and self.store
+        try:
+            content = await asyncio.to_thread(load_content, self.config_path, self.config)
+        except ReloadError as exc:
+            log.warning("reload refused, the old content stays: %s", "; ".join(exc.problems))
+            return exc.problems
+        cfg = self.config = content.config
+        self.matcher = content.matcher
+        self.engine.router = build_router(cfg, content.phrasebook, content.matcher)
+        self.handoff.config = self.desk.config = self.pages.config = cfg
+        self.handoff.phrasebook = content.phrasebook
+        self.desk.coach = Coach(content.phrasebook)
+        log.info("reloaded: %d FAQ entries, %d agents%s", len(content.matcher.entries), len(cfg.agents),
+                 f"; restart to apply changes in {', '.join(content.needs_restart)}" if content.needs_restart else "")
+        if broadcast:
+            await self.store.publish({"type": "reload", "origin": self.instance})
+        await self.store.publish({"type": "queue_changed", "broadcast": True})
+        return []
+
+    async def _on_reload(self, event: dict[str, Any]) -> None:
+        if event.get("origin") != self.instance:
+            await self.reload(broadcast=False)
+
     async def start(self) -> None:
         assert self.hub is not None and self.timers is not None
+        self.hub.listen("reload", self._on_reload)
         await self.hub.start()
         await self.timers.start()
         if self.telegram:

@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--config", required=True)
     check.add_argument("--strict", action="store_true", help="warnings (e.g. the demo password) fail the check too")
     sub.add_parser("hash-password", help="read a password on stdin, print its hash for [[agents]]")
+    forget = sub.add_parser("forget", help="delete every key of one buyer's conversation (PIPL / GDPR requests)")
+    forget.add_argument("--config", required=True)
+    forget.add_argument("--conversation", required=True, help="conversation id, e.g. web:<visitor> or wechat:<openid>")
     tg = sub.add_parser("telegram", help="Telegram webhook registration")
     tg_sub = tg.add_subparsers(dest="telegram_command", required=True)
     for name in ("set-webhook", "delete-webhook"):
@@ -38,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args.config, args.host, args.port)
     if args.command == "check-config":
         return _check(args.config, args.strict)
+    if args.command == "forget":
+        return _forget(args.config, args.conversation)
     if args.command == "hash-password":
         return _hash_password()
     if args.command == "telegram":
@@ -122,6 +127,48 @@ def _telegram(path: str, command: str) -> int:
     return 0
 
 
+def _forget(path: str, conversation: str) -> int:
+    config = _load(path)
+    if config is None:
+        return 2
+    from bot.embedded import EmbeddedRedis
+    from bot.store import Store
+
+    async def run(url: str) -> int:
+        store = Store.from_url(url, prefix=config.redis.prefix)
+        try:
+            return await store.forget(conversation)
+        finally:
+            await store.close()
+
+    embedded = None
+    url = config.redis.url
+    if not url:  # the embedded store: use the running bot's server, or start it for this
+        embedded = EmbeddedRedis(config.path(config.redis.data_dir))
+        url = embedded.url if embedded.socket_path.exists() and _answers(embedded.url) else embedded.start()
+        if not embedded._proc:
+            embedded = None
+    try:
+        removed = asyncio.run(run(url))
+    except ValueError as exc:
+        print(f"--conversation: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if embedded:
+            embedded.stop()
+    print(f"{conversation}: {removed} keys and entries deleted")
+    return 0
+
+
+def _answers(url: str) -> bool:
+    import redis
+
+    try:
+        return bool(redis.from_url(url, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
 def _hash_password() -> int:
     from bot.auth import hash_password
 
@@ -174,21 +221,29 @@ def _run(path: str, host: str | None = None, port: int | None = None) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        asyncio.run(_serve(config))
+        asyncio.run(_serve(config, path))
     except OSError as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
-async def _serve(config: Config) -> None:
+async def _serve(config: Config, path: str | None = None) -> None:
     from bot.app import Xiaoer
 
-    bot = Xiaoer(config)
+    bot = Xiaoer(config, config_path=path)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task[list[str]]] = set()
+
+    def reload() -> None:  # SIGHUP: FAQ, phrasebook and agents, validated first, in every process
+        task = loop.create_task(bot.reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
     await bot.initialize()
     try:
         await bot.start()

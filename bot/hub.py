@@ -64,6 +64,8 @@ class Hub:
             keys.append("desks")
         if event.get("type") in ("messages", "queue_changed"):
             keys.append("supervisors")  # supervisors watch every chat live
+        if event.get("type") == "reload":
+            keys.append("reload")  # FAQ, phrasebook or agents changed: every process reloads
         seen: list[Listener] = []
         for key in keys:
             seen.extend(l for l in self._listeners.get(key, ()) if l not in seen)

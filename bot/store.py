@@ -374,6 +374,55 @@ class Store:
             out.append(day_rows)
         return out
 
+    # ---- privacy: forget one buyer's conversation ------------------------------------------------
+    async def forget(self, conversation_id: str) -> int:
+        """Delete every key of one conversation and every trace of it in shared structures (queues,
+        agents' open chats, closed-case histories, timers, outbox, unanswered-question lists, WeChat
+        quota counters). Report aggregates are counts without personal data and stay. Returns the
+        number of keys and entries removed."""
+        cid = conversation_id
+        self._conv(cid, "session")  # validates the id
+        esc = _glob_escape(cid)
+        p = _glob_escape(self.prefix)
+        removed = 0
+        keys = [k async for k in self.redis.scan_iter(match=f"{p}conv:\\{{{esc}\\}}:*", count=500)]
+        channel, _, buyer = cid.partition(":")
+        if channel in ("wechat", "wecom_kf") and buyer:
+            for part in ("seen", "sent"):
+                keys += [k async for k in self.redis.scan_iter(match=f"{p}{channel}:*:{part}:{_glob_escape(buyer)}", count=500)]
+        if keys:
+            removed += await self.redis.delete(*keys)
+        async for key in self.redis.scan_iter(match=f"{p}queue:*", count=500):
+            if await self.redis.type(key) == "zset":
+                removed += await self.redis.zrem(key, cid)
+        async for key in self.redis.scan_iter(match=f"{p}agent:*:chats", count=500):
+            removed += await self.redis.srem(key, cid)
+        history = [k async for k in self.redis.scan_iter(match=f"{p}history:*", count=500)] + [f"{self.prefix}history"]
+        for key, pattern in [(k, f"{esc}|*") for k in history] + [(f"{self.prefix}timers", f"*|{esc}|*"),
+                                                                  (f"{self.prefix}timers:leased", f"*|{esc}|*")]:
+            members = [m async for m, _ in self.redis.zscan_iter(key, match=pattern, count=500)]
+            if members:
+                removed += await self.redis.zrem(key, *members)
+        last = "-"
+        while True:
+            rows = await self.redis.xrange(self.outbox_key, min=last, count=1000)
+            rows = [r for r in rows if r[0] != last]
+            if not rows:
+                break
+            mine = [i for i, f in rows if f.get("conversation") == cid]
+            if mine:
+                removed += await self.redis.xdel(self.outbox_key, *mine)
+            last = rows[-1][0]
+        async for key in self.redis.scan_iter(match=f"{p}report:*:gaps", count=500):
+            for item in await self.redis.lrange(key, 0, -1):
+                try:
+                    mine = json.loads(item)[0] == cid
+                except (ValueError, TypeError, IndexError, KeyError):
+                    continue
+                if mine:
+                    removed += await self.redis.lrem(key, 0, item)
+        return removed
+
     async def recent_waits(self) -> list[float]:
         """Recent waits from handoff to an agent's first reply, in seconds (newest first)."""
         return [float(v) for v in await self.redis.lrange(f"{self.prefix}stats:waits", 0, 49)]
@@ -747,6 +796,11 @@ class Turn:
 _INT_FIELDS = {"miss_count", "turns", "cases"}
 _FLOAT_FIELDS = {"created_at", "updated_at", "last_buyer_at"}
 _NOT_STORED = {"conversation_id", "handoff"}
+
+
+def _glob_escape(text: str) -> str:
+    """A literal for SCAN/ZSCAN MATCH patterns."""
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 
 def _session_to_hash(session: Session) -> dict[str, str]:

@@ -5,12 +5,7 @@
   const SVG = "http://www.w3.org/2000/svg";
   const $ = (id) => document.getElementById(id);
 
-  function el(tag, attrs, text) {
-    const node = document.createElement(tag);
-    Object.entries(attrs || {}).forEach(([k, v]) => node.setAttribute(k, v));
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
+  const { el } = window.XiaoerUI;
   function svgEl(tag, attrs, text) {
     const node = document.createElementNS(SVG, tag);
     Object.entries(attrs || {}).forEach(([k, v]) => node.setAttribute(k, String(v)));
@@ -109,23 +104,7 @@
     return card;
   }
 
-  function table(id, head, rows) {
-    const t = $(id);
-    t.textContent = "";
-    const tr = el("tr");
-    head.forEach((h) => tr.appendChild(el("th", {}, h)));
-    t.appendChild(tr);
-    rows.forEach((row) => {
-      const r = el("tr");
-      row.forEach((c) => r.appendChild(el("td", {}, c)));
-      t.appendChild(r);
-    });
-    if (!rows.length) {
-      const r = el("tr");
-      r.appendChild(el("td", { colspan: head.length, class: "muted" }, "暂无数据 / no data"));
-      t.appendChild(r);
-    }
-  }
+  const table = (id, head, rows) => window.XiaoerUI.table(id, head, rows, "暂无数据 / no data");
 
   function render(r) {
     const k = $("kpis");
@@ -202,5 +181,13 @@
   $("to").value = params.get("to") || isoDay(today);
   $("from").value = params.get("from") || isoDay(new Date(today.getTime() - 6 * 86400000));
   $("load").addEventListener("click", load);
+  $("reload").addEventListener("click", async () => {
+    const out = $("reload-result");
+    out.textContent = "…";
+    const resp = await fetch("/desk/api/reload", { method: "POST", credentials: "same-origin" });
+    const body = await resp.json().catch(() => ({}));
+    out.textContent = resp.ok ? "已重新加载 / reloaded" : "未加载，原内容保留 / refused: " + (body.problems || [body.message]).join("; ");
+    out.dataset.ok = resp.ok ? "1" : "0";
+  });
   load();
 })();

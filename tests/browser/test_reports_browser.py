@@ -1,4 +1,5 @@
-"""The reports page in a real browser: a supervisor sees the charts drawn; an agent gets 403."""
+"""The reports page and the live view in a real browser: a supervisor sees the charts drawn and takes
+a queued chat over; an agent gets 403."""
 
 from __future__ import annotations
 
@@ -39,8 +40,17 @@ async def test_supervisor_sees_the_charts_and_an_agent_is_refused(start_bot, bro
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "reports.png"), full_page=True)
     assert Path(ARTIFACTS / "reports.png").stat().st_size > 10_000
+    # the live view: the queued chat is there, and the supervisor takes it over
+    await page.goto(bot.url + "/desk/supervisor")
+    await page.wait_for_function("document.body.dataset.live === '1'")
+    await page.locator("#queue [data-take='web:b1']").click()
+    await page.locator("#chats [data-take='web:b1']").wait_for()
+    assert "Sam" in await page.locator("#chats").inner_text()
+    assert (await bot.store.handoff_of("web:b1")).agent == "sam"
+    await page.screenshot(path=str(ARTIFACTS / "supervisor.png"), full_page=True)
     assert errors == []
 
     refused = await login(browser, bot.url, "alice")
-    response = await refused.goto(bot.url + "/desk/reports")
-    assert response is not None and response.status == 403
+    for path in ("/desk/reports", "/desk/supervisor"):
+        response = await refused.goto(bot.url + path)
+        assert response is not None and response.status == 403
