@@ -19,6 +19,7 @@ from adapters.telegram import TelegramAdapter
 from adapters.wechat import WeChatAdapter
 from adapters.wecom_kf import WeComKfAdapter
 from adapters.web import WebWidget
+from bot import metrics
 from bot.coach import Coach
 from bot.delivery import Deliverer
 from bot.config import Config
@@ -150,6 +151,14 @@ class Xiaoer:
         if senders:
             self.deliverer = Deliverer(self.store, senders, self.handoff.delivery_failed)
 
+    async def _gauges(self) -> None:
+        assert self.store is not None
+        now = self.clock()
+        online = {a.username: (await self.store.agent_state(a.username, now))[1] for a in self.config.agents}
+        for group in self.config.group_names:
+            metrics.QUEUE_LENGTH.labels(group).set(await self.store.queue_length(group))
+            metrics.AGENTS_ONLINE.labels(group).set(sum(1 for a in self.config.members(group) if online.get(a.username)))
+
     def answers(self, text: str) -> bool:
         """Does the current FAQ answer this buyer message?"""
         return self.matcher is not None and self.matcher.match(text).entry is not None
@@ -246,4 +255,9 @@ class Xiaoer:
         return out
 
     async def metrics(self, request: web.Request) -> web.Response:
+        if self.store is not None:
+            try:  # gauges read at scrape time: shared state, the same from every process
+                await asyncio.wait_for(self._gauges(), timeout=2.0)
+            except Exception as exc:
+                log.warning("queue and presence gauges not updated: %s", exc)
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import signal
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--config", required=True)
     run.add_argument("--host", help="override server.host (e.g. 0.0.0.0 in a container)")
     run.add_argument("--port", type=int, help="override server.port")
+    run.add_argument("--redis-url", help="override redis.url (e.g. redis://redis:6379/0 in docker-compose)")
     check = sub.add_parser("check-config", help="validate a config; exit 2 with one line per problem")
     check.add_argument("--config", required=True)
     check.add_argument("--strict", action="store_true", help="warnings (e.g. the demo password) fail the check too")
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     match.add_argument("--json", action="store_true", help="one JSON object per line")
     args = parser.parse_args(argv)
     if args.command == "run":
-        return _run(args.config, args.host, args.port)
+        return _run(args.config, args.host, args.port, args.redis_url)
     if args.command == "check-config":
         return _check(args.config, args.strict)
     if args.command == "forget":
@@ -207,19 +207,23 @@ def _faq_match(files: list[str], as_json: bool) -> int:
     return 0
 
 
-def _run(path: str, host: str | None = None, port: int | None = None) -> int:
+def _run(path: str, host: str | None = None, port: int | None = None, redis_url: str | None = None) -> int:
     config = _load(path)
     if config is None:
         return 2
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     if overrides:
         config = config.model_copy(update={"server": config.server.model_copy(update=overrides)})
+    if redis_url is not None:
+        config = config.model_copy(update={"redis": config.redis.model_copy(update={"url": redis_url})})
     problems = content_problems(config)
     if problems:
         for line in problems:
             print(line, file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from bot.logs import setup_logging
+
+    setup_logging(config)
     try:
         asyncio.run(_serve(config, path))
     except OSError as exc:

@@ -230,6 +230,11 @@ _WX_AES = re.compile(r"^[A-Za-z0-9+/]{43}$")
 _TG_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 
+class LoggingConfig(_Section):
+    format: Literal["text", "json"] = "text"  # json: one object per line for a log collector (XIAOER_LOG_FORMAT wins)
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
 class Config(_Section):
     server: ServerConfig = Field(default_factory=ServerConfig)
     redis: RedisConfig = Field(default_factory=RedisConfig)
@@ -239,6 +244,7 @@ class Config(_Section):
     groups: list[GroupConfig] = Field(default_factory=list)
     agents: list[AgentConfig] = Field(default_factory=list)
     channels: ChannelsConfig = Field(default_factory=ChannelsConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
     base_dir: str = Field("", exclude=True)  # the config file's folder; relative paths resolve against it
 
     @model_validator(mode="after")

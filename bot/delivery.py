@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bot import metrics
 from bot.background import BackgroundLoop
 from bot.store import Store
 
@@ -165,6 +166,7 @@ class Deliverer:
             except DeliveryError as exc:
                 item.attempts += 1
                 if exc.permanent or self.clock() - item.since >= self.give_up_after:
+                    metrics.DELIVERY_ERRORS.labels(item.channel, "permanent" if exc.permanent else "gave_up").inc()
                     log.warning("%s: not delivered (%s) after %d attempts", item.conversation, exc.reason, item.attempts)
                     await self._ack(item)
                     try:
@@ -172,6 +174,8 @@ class Deliverer:
                     except Exception:
                         log.exception("%s: reporting a failed delivery failed", item.conversation)
                     return True
+                metrics.DELIVERY_ERRORS.labels(item.channel, "retried").inc()
+                metrics.DELIVERY_RETRIES.labels(item.channel).inc()
                 delay = exc.retry_after if exc.retry_after else min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (item.attempts - 1))
                 if item.attempts == 1:
                     log.info("%s: delivery failed (%s); retrying with backoff", item.conversation, exc.reason)
@@ -179,6 +183,8 @@ class Deliverer:
                 continue
             except Exception:
                 item.attempts += 1
+                metrics.DELIVERY_ERRORS.labels(item.channel, "retried").inc()
+                metrics.DELIVERY_RETRIES.labels(item.channel).inc()
                 if item.attempts == 1:
                     log.exception("%s: delivery error; retrying with backoff", item.conversation)
                 await self._pause(min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (item.attempts - 1)))

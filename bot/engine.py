@@ -58,10 +58,13 @@ class Engine:
             metrics.BUSY.inc()
             raise StoreBusy(f"{self.in_flight} turns in progress")
         self.in_flight += 1
+        started, out = time.perf_counter(), None
         try:
-            return await self._submit(inbound, origin)
+            out = await self._submit(inbound, origin)
+            return out
         finally:
             self.in_flight -= 1
+            _log_turn(inbound, out, time.perf_counter() - started)
 
     async def _submit(self, inbound: Inbound, origin: str | None) -> Outcome:
         started = time.perf_counter()
@@ -124,6 +127,8 @@ class Engine:
         metrics.HANDLED.labels(result.handler).inc()
         if "faq" in result.handler.split("+"):
             metrics.FAQ.labels("answered" if result.intent else "missed").inc()
+            outcome = "answered" if result.intent else "suggested" if result.meta.get("suggestions") else "refused"
+            metrics.UNDERSTANDING.labels(outcome).inc()
         metrics.TURN_SECONDS.observe(time.perf_counter() - started)
         if results and self.after_commit:
             try:
@@ -140,3 +145,18 @@ class Engine:
         if inbound.from_buyer and any(ch.isalpha() for ch in text):
             return detect_locale(text)
         return session_locale or inbound.customer.locale or self.default_locale
+
+
+def _log_turn(inbound: Inbound, out: Outcome | None, seconds: float) -> None:
+    """One structured line per handled event (bot.logs renders it as JSON or key=value)."""
+    if out is None:
+        outcome = "failed"
+    elif out.duplicate:
+        outcome = "duplicate"
+    elif out.error:
+        outcome = f"refused:{out.error}"
+    else:
+        outcome = "replied" if out.replies else "silent"
+    log.info("handled %s", inbound.kind, extra={
+        "conversation": inbound.conversation_id, "channel": inbound.channel or None, "event": str(inbound.kind),
+        "handler": out.handler if out else None, "outcome": outcome, "latency_ms": round(seconds * 1000, 1)})

@@ -88,6 +88,8 @@ class HandoffService:
             elif kind == "notice" and outcome == "queued":
                 notices += await self.notify_queued(cid, locale, int(r.get("position") or 1), str(r.get("notice")),
                                                     origin=origin, reason=str(r.get("reason") or ""))
+            elif kind == "samples":
+                metrics.observe_samples(r.get("samples") or [])
             elif kind == "rate":
                 metrics.RATINGS.labels(str(r.get("score"))).inc()
             elif kind == "close" and outcome == "closed":
@@ -106,6 +108,7 @@ class HandoffService:
         """Give queued chats to agents with room; tell waiting buyers whose position improved."""
         now = self.clock()
         assigned, moved = await self.store.drain(self.routing(now))
+        metrics.observe_samples(self.store.drain_samples)
         for cid, agent, _group, resumed in assigned:
             session = await self.store.load_session(cid, "")
             if resumed != "same":  # the agent the buyer last heard of is back: nothing changed for them

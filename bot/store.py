@@ -163,6 +163,7 @@ class Store:
         self._begin = client.register_script((_LUA / "begin.lua").read_text())
         self._abort = client.register_script((_LUA / "abort.lua").read_text())
         self._commit = client.register_script(_script("commit"))
+        self.drain_samples: list[list[Any]] = []  # set by drain() before it returns (no await in between)
         self._drain = client.register_script(_script("drain"))
         self._claim_timers = client.register_script((_LUA / "timers.lua").read_text())
         self._reserve_attempt = client.register_script(_RESERVE_ATTEMPT)
@@ -298,6 +299,7 @@ class Store:
         `resumed` is "same" when the agent the buyer last heard of took the chat back within the grace
         period after a re-queue, "other" when a colleague took it then, else ""."""
         raw = json.loads(await self._drain(args=[json.dumps({**routing, **self.report_keys(routing), "p": self.prefix})]))
+        self.drain_samples = raw.get("samples") or []  # queue waits ended by this drain, for the metrics
         return [tuple(a) for a in raw.get("assigned") or []], [tuple(m) for m in raw.get("moved") or []]  # type: ignore[misc]
 
     async def agent_socket(self, username: str, socket_id: str, lease: float) -> None:
@@ -326,6 +328,9 @@ class Store:
     async def queue(self, group: str, limit: int = 200) -> list[tuple[str, float]]:
         """Queued conversation ids of a group with their scores, head first."""
         return [(cid, score) for cid, score in await self.redis.zrange(f"{self.prefix}queue:{group}", 0, limit - 1, withscores=True)]
+
+    async def queue_length(self, group: str) -> int:
+        return int(await self.redis.zcard(f"{self.prefix}queue:{group}"))
 
     async def handoff_of(self, conversation_id: str) -> Handoff | None:
         raw = await self.redis.hgetall(self._conv(conversation_id, "handoff"))

@@ -221,6 +221,8 @@ for _, e in ipairs(effects) do
   results[#results + 1] = r
 end
 
+if #REPORT.samples > 0 then results[#results + 1] = {kind = 'samples', samples = REPORT.samples} end
+
 -- 4. Fan-out: the event names the chat's owner now, so the right desk gets it.
 if ARGV[9] ~= '' then
   local event = cjson.decode(ARGV[9])

@@ -17,4 +17,6 @@ for group, members in pairs(ctx.members) do
     end
   end
 end
-return cjson.encode({assigned = assigned, moved = moved})
+local out = {assigned = assigned, moved = moved}
+if #REPORT.samples > 0 then out.samples = REPORT.samples end
+return cjson.encode(out)

@@ -2,7 +2,7 @@
 -- events they count, so the figures are exact. Fields: "<metric>" and "<metric>@<dim>" where dim is
 -- a:<agent>, g:<group>, c:<channel> or h:<hour>; durations as "<name>:<bucket seconds>" counts plus
 -- "<name>_n" and "<name>_ms". The calling script fills REPORT: k (today's key), ttl.
-local REPORT = {}
+local REPORT = {samples = {}}
 
 -- Bucket upper bounds: to the second up to 10 minutes, 10 s up to an hour, a minute up to a day.
 local function bucket(v)
@@ -37,4 +37,5 @@ local function rsample(name, seconds, dims)
   rcount(name .. ':' .. bucket(v), dims)
   rcount(name .. '_n', dims)
   rcount(name .. '_ms', dims, math.floor(v * 1000 + 0.5))
+  REPORT.samples[#REPORT.samples + 1] = {name, v}  -- handed back for the process's own metrics
 end

@@ -37,7 +37,15 @@ async def wait_for(check, tries: int = 100) -> None:
     raise AssertionError("condition not reached")
 
 
+def sample(name: str) -> tuple[float, float]:
+    """(count, sum) of a histogram in this test process's registry."""
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(f"{name}_count") or 0.0, REGISTRY.get_sample_value(f"{name}_sum") or 0.0
+
+
 async def test_report_of_a_scripted_day_equals_the_hand_count(start_bot, http, desks, redis_client, prefix, clock: Clock):
+    frt_before, wait_before = sample("xiaoer_first_response_seconds"), sample("xiaoer_queue_wait_seconds")
     bot = await start_bot(**handoff_sections(agent("alice", ["presales"]), agent("bob", ["presales"]), supervisor("sam")))
 
     async def online(name: str) -> DeskClient:
@@ -104,6 +112,14 @@ async def test_report_of_a_scripted_day_equals_the_hand_count(start_bot, http, d
     clock.now = shop_time(12, 3)
     await alice.send({"type": "reply", "conversation": d_id, "text": "亲，让您久等了😊 请问有什么可以帮您？"})
     await wait_for(lambda: _has_reply(redis_client, prefix, d))
+
+    # the metrics saw the same samples
+    frt, wait = sample("xiaoer_first_response_seconds"), sample("xiaoer_queue_wait_seconds")
+    assert (frt[0] - frt_before[0], round(frt[1] - frt_before[1], 3)) == (3, 300)
+    assert (wait[0] - wait_before[0], round(wait[1] - wait_before[1], 3)) == (3, 120)
+    async with http.get(bot.url + "/metrics") as resp:
+        text = await resp.text()
+    assert 'xiaoer_queue_length{group="presales"} 0.0' in text and 'xiaoer_agents_online{group="presales"}' in text
 
     sam = await logged_in(bot.url, "sam")
     try:

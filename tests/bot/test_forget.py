@@ -78,3 +78,14 @@ async def test_forget_refuses_a_bad_id(tmp_path, redis_url, prefix):
     config.write_text(f'[redis]\nurl = "{redis_url}"\nprefix = "{prefix}"\n', encoding="utf-8")
     result = run_cli("forget", "--config", str(config), "--conversation", "web:{x}")
     assert result.returncode == 2 and "Traceback" not in result.stderr and "--conversation" in result.stderr
+
+
+async def test_transcripts_and_gaps_expire_after_the_configured_days(start_bot, redis_client, prefix):
+    bot = await start_bot(redis={"session_ttl_days": 7})
+    await bot.engine.submit(Inbound("web", "web:t1", "m1", Customer("t1"), text="猫粮是进口的吗"))
+    keys = [k async for k in redis_client.scan_iter(match=f"{prefix}*", count=500)]
+    personal = [k for k in keys if "conv:{web:t1}" in k and not k.endswith(":lock")] + [k for k in keys if k.endswith(":gaps")]
+    assert any(k.endswith(":transcript") for k in personal) and any(k.endswith(":gaps") for k in personal)
+    for key in personal:
+        ttl = await redis_client.ttl(key)
+        assert 6 * 86400 < ttl <= 7 * 86400 or (":msg:" in key and 0 < ttl <= 86400), (key, ttl)
