@@ -101,3 +101,35 @@ async def test_agents_may_not_reload(start_bot):
         await http.post(bot.url + "/desk/api/login", json={"username": "alice", "password": PASSWORD})
         async with http.post(bot.url + "/desk/api/reload") as resp:
             assert resp.status == 403
+
+
+async def test_sighup_reloads_a_running_process(tmp_path, redis_url, prefix, redis_client):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    (tmp_path / "faq.toml").write_text(FAQ, encoding="utf-8")
+    path = write_config(tmp_path, redis_url, prefix, [("sam", "supervisor")])
+    env = {**os.environ, "XIAOER_LOG_FORMAT": "json"}
+    proc = subprocess.Popen([sys.executable, "-m", "bot", "run", "--config", str(path)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(f"{prefix}events")
+    try:
+        assert "Xiaoer is running" in await asyncio.to_thread(proc.stdout.readline)
+        (tmp_path / "faq.toml").write_text(FAQ + STORE, encoding="utf-8")
+        proc.send_signal(signal.SIGHUP)
+        async with asyncio.timeout(30):  # the reloaded process tells the others
+            while True:
+                message = await pubsub.get_message(timeout=1.0)
+                if message and json.loads(message["data"]).get("type") == "reload":
+                    break
+    finally:
+        await pubsub.aclose()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert any(line["message"].startswith("reloaded: 2 FAQ entries, 1 agents") for line in lines)
