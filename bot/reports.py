@@ -18,6 +18,7 @@ Definitions (what the figures mean):
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict
 from dataclasses import dataclass
@@ -90,12 +91,11 @@ class _Figures:
     def empty(cls) -> _Figures:
         return cls(defaultdict(int), defaultdict(lambda: defaultdict(int)))
 
-    def add(self, metric: str, value: int) -> None:
-        name, sep, bucket = metric.partition(":")
-        if sep and name in ("first_response", "queue_wait"):
-            self.hist[name][int(float(bucket))] += value
+    def add(self, hist: str | None, key: Any, value: int) -> None:
+        if hist is None:
+            self.counts[key] += value
         else:
-            self.counts[metric] += value
+            self.hist[hist][key] += value
 
     def durations(self, name: str) -> dict[str, Any]:
         n = self.counts.get(f"{name}_n", 0)
@@ -136,6 +136,18 @@ class _Figures:
         }
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _parse(field: str) -> tuple[str, str, str | None, Any]:
+    """A hash field as (slice kind or "", slice name, histogram or None, bucket or counter name);
+    the same names recur every day, so each is parsed once."""
+    metric, _, where = field.partition("@")
+    kind, _, name = where.partition(":")
+    hist, sep, bucket = metric.partition(":")
+    if sep and hist in ("first_response", "queue_wait"):
+        return kind, name, hist, int(float(bucket))
+    return kind, name, None, metric
+
+
 def _percentile(hist: dict[int, int], p: float) -> int | None:
     """Nearest rank: the smallest bucket holding at least ceil(p * n) of the samples."""
     n = sum(hist.values())
@@ -155,23 +167,29 @@ def build_report(days: list[str], hashes: list[dict[str, str]], zone: str, agent
     total = _Figures.empty()
     slices: dict[str, dict[str, _Figures]] = {"a": defaultdict(_Figures.empty), "g": defaultdict(_Figures.empty),
                                               "c": defaultdict(_Figures.empty), "h": defaultdict(_Figures.empty)}
-    by_day = []
     scores = {s: 0 for s in SCORES}
+    # Sum the range field by field first (plain dict work); each distinct field is then parsed once.
+    summed: dict[str, int] = defaultdict(int)
+    for raw in hashes:
+        for field, value in raw.items():
+            summed[field] += int(value)
+    plain = []
+    for field, n in summed.items():
+        kind, name, hist, key = _parse(field)
+        if kind:
+            if kind in slices:
+                slices[kind][name].add(hist, key, n)
+        elif hist is None and key.startswith("score:"):
+            scores[key[6:]] = scores.get(key[6:], 0) + n
+        else:
+            plain.append((field, hist, key))
+            total.add(hist, key, n)
+    by_day = []
     for day, raw in zip(days, hashes):
         figures = _Figures.empty()
-        for field, value in raw.items():
-            metric, _, where = field.partition("@")
-            n = int(value)
-            if where:
-                kind, _, name = where.partition(":")
-                if kind in slices:
-                    slices[kind][name].add(metric, n)
-                continue
-            if metric.startswith("score:"):
-                scores[metric[6:]] = scores.get(metric[6:], 0) + n
-                continue
-            figures.add(metric, n)
-            total.add(metric, n)
+        for field, hist, key in plain:
+            if field in raw:
+                figures.add(hist, key, int(raw[field]))
         by_day.append({"date": day, **figures.summary()})
     out = {"from": days[0], "to": days[-1], "timezone": zone, **total.summary()}
     out["csat"]["scores"] = scores
