@@ -30,12 +30,13 @@ from wechatpy.events import BaseEvent
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.messages import ImageMessage, TextMessage, UnknownMessage
 
-from adapters.wx_common import ApiClient, BackgroundTasks, QuotaStore, Reject as _Reject, check_quota
+from adapters.wx_common import ApiClient, BackgroundTasks, QuotaStore, Reject as _Reject, check_quota, fetch_media, upload_image
+from adapters.wx_common import MEDIA_ID
 from adapters.wx_common import Outbox, no_doctype as _no_doctype, outbox_messages, outbox_texts, read_body, reply_texts, same as _same, sign
 from bot.channels import capabilities
 from bot.config import WeChatChannel
 from bot.delivery import DeliveryError
-from bot.files import FileRejected, FileStore
+from bot.files import FileStore
 from bot.types import Customer, Inbound, Kind, Outcome
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,6 @@ WINDOW_EVENTS = {"subscribe", "subscribe_scan", "subscribe_scan_product", "scan"
                  "scancode_waitmsg"}   # the interactions that open the 48-hour window (WeChat docs)
 GREETING_EVENTS = {"subscribe", "subscribe_scan", "subscribe_scan_product"}
 _OPENID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_MEDIA = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 PENDING = "wechat-media:"   # Inbound.image of a picture not fetched yet
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _SUCCESS = "success"
@@ -233,7 +233,7 @@ class WeChatAdapter:
         message_id = str(msg_id) if msg_id else f"{openid}:{create_time}"
         text = message.content if isinstance(message, TextMessage) else None
         media = message.media_id if isinstance(message, ImageMessage) else None
-        if self.files is not None and isinstance(media, str) and _MEDIA.match(media):  # fetched by fetch_image
+        if self.files is not None and isinstance(media, str) and MEDIA_ID.match(media):  # fetched by fetch_image
             return True, Inbound(self.channel, conversation, message_id, customer, "", Kind.IMAGE, now, image=PENDING + media)
         if isinstance(text, str) and text.strip():
             return True, Inbound(self.channel, conversation, message_id, customer, text.strip(), Kind.TEXT, now)
@@ -244,13 +244,8 @@ class WeChatAdapter:
         fetched or is refused still reaches the bot, as a message it cannot read."""
         if not inbound.image.startswith(PENDING) or self.files is None:
             return inbound
-        try:
-            data = await self.api.download("/cgi-bin/media/get", {"media_id": inbound.image[len(PENDING):]}, self.files.max_bytes)
-            stored = await self.files.put(data, inbound.conversation_id)
-        except (DeliveryError, FileRejected) as exc:
-            log.warning("%s: picture not fetched (%s)", inbound.conversation_id, exc)
-            return dataclasses.replace(inbound, kind=Kind.UNSUPPORTED, image="")
-        return dataclasses.replace(inbound, image=stored.id)
+        stored = await fetch_media(self.api, self.files, inbound.image[len(PENDING):], inbound.conversation_id)
+        return dataclasses.replace(inbound, image=stored) if stored else dataclasses.replace(inbound, kind=Kind.UNSUPPORTED, image="")
 
     def _texts(self, outcome: Outcome) -> list[str]:
         """All replies of a turn as one text (blank lines between), cut to WeChat's message size."""
@@ -285,14 +280,9 @@ class WeChatAdapter:
     async def _send_image(self, openid: str, file_id: str, key: str) -> None:
         """An agent's picture: uploaded as temporary media, then sent as an image message."""
         assert self.files is not None
-        found = await self.files.get(file_id)
-        if found is None:
-            raise DeliveryError("the image is no longer stored", permanent=True)
         await check_quota(self.cache, openid, key, self.clock(), f"wechat: {REFUSALS[45015]}", f"wechat: {REFUSALS[45047]}")
-        media = await self.api.upload("/cgi-bin/media/upload", {"type": "image"}, "media", "image", found.data, found.content_type)
-        if not media.get("media_id"):
-            raise DeliveryError(f"wechat {media.get('errcode')}: upload refused", permanent=media.get("errcode") in REFUSALS)
-        data = await self.api.post("/cgi-bin/message/custom/send", {"touser": openid, "msgtype": "image", "image": {"media_id": media["media_id"]}})
+        media_id = await upload_image(self.api, self.files, file_id)
+        data = await self.api.post("/cgi-bin/message/custom/send", {"touser": openid, "msgtype": "image", "image": {"media_id": media_id}})
         code = data.get("errcode", 0)
         if code != 0:
             raise DeliveryError(f"wechat {code}: {REFUSALS.get(code) or data.get('errmsg', '')}", permanent=code in REFUSALS)

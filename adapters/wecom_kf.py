@@ -33,9 +33,11 @@ from wechatpy.work.exceptions import InvalidCorpIdException
 
 from adapters.wx_common import ApiClient, BackgroundTasks, QuotaStore, Reject, check_quota, no_doctype, outbox_texts
 from adapters.wx_common import Outbox, outbox_messages, read_body, reply_texts, same, sign
+from adapters.wx_common import MEDIA_ID, fetch_media, upload_image
 from bot.channels import capabilities
 from bot.config import WeComKfChannel
 from bot.delivery import DeliveryError
+from bot.files import FileStore
 from bot.types import Customer, Inbound, Kind, Outcome
 
 log = logging.getLogger(__name__)
@@ -109,8 +111,10 @@ class WeComKfAdapter:
     channel = "wecom_kf"
 
     def __init__(self, config: WeComKfChannel, submit: Submit, state: KfState, outbox: Outbox,
-                 clock: Callable[[], float] = time.time, http: aiohttp.ClientSession | None = None):
+                 clock: Callable[[], float] = time.time, http: aiohttp.ClientSession | None = None,
+                 files: FileStore | None = None):
         self.config = config
+        self.files = files  # buyers' pictures are fetched into it; agents' images are sent from it
         self.outbox = outbox
         self.state = state
         self.clock = clock
@@ -285,8 +289,14 @@ class WeComKfAdapter:
             await self.state.mark_buyer_message(cid.partition(":")[2], min(float(sent_at), now))
             body = msg.get("text")
             text = body.get("content") if msg.get("msgtype") == "text" and isinstance(body, dict) else None
+            picture = msg.get("image") if msg.get("msgtype") == "image" and isinstance(msg.get("image"), dict) else {}
+            media = picture.get("media_id")
+            stored = await fetch_media(self.api, self.files, media, cid) \
+                if self.files is not None and isinstance(media, str) and MEDIA_ID.match(media) else None
             if isinstance(text, str) and text.strip():
                 inbound = Inbound(self.channel, cid, message_id, Customer(id=user), text.strip(), Kind.TEXT, now)
+            elif stored:
+                inbound = Inbound(self.channel, cid, message_id, Customer(id=user), "", Kind.IMAGE, now, image=stored)
             else:  # image, voice, video, file, location, link, mini-program, channels product ...
                 inbound = Inbound(self.channel, cid, message_id, Customer(id=user), "", Kind.UNSUPPORTED, now)
             await self._reply(inbound, self._texts(await self._submit(inbound, self.channel)))
@@ -333,17 +343,23 @@ class WeComKfAdapter:
         """Send one outbox message (agent reply, notice); DeliveryError when WeCom refuses it."""
         if parse_conversation(conversation_id) is None:
             raise DeliveryError(f"not a wecom_kf conversation: {conversation_id}", permanent=True)
+        if message.get("image") and self.files is not None:
+            await self._send(conversation_id, "", f"{message.get('id', '')}#image", image=str(message["image"]))
         for key, text in outbox_texts(message, self._limit):
             await self._send(conversation_id, text, key)
 
-    async def _send(self, cid: str, text: str, key: str) -> None:
+    async def _send(self, cid: str, text: str, key: str, image: str = "") -> None:
         ids = parse_conversation(cid)
         if ids is None:
             raise DeliveryError(f"not a wecom_kf conversation: {cid}", permanent=True)
         open_kfid, user = ids
         buyer = cid.partition(":")[2]
         await check_quota(self.state, buyer, key, self.clock(), f"wecom_kf: {REFUSALS[95002]}", f"wecom_kf: {REFUSALS[95001]}")
-        body = {"touser": user, "open_kfid": open_kfid, "msgtype": "text", "text": {"content": text}}
+        body: dict[str, Any] = {"touser": user, "open_kfid": open_kfid, "msgtype": "text", "text": {"content": text}}
+        if image:  # an agent's picture: uploaded as temporary media, sent as an image message
+            assert self.files is not None
+            body = {"touser": user, "open_kfid": open_kfid, "msgtype": "image",
+                    "image": {"media_id": await upload_image(self.api, self.files, image)}}
         data = await self.api.post("/cgi-bin/kf/send_msg", body)
         code = data.get("errcode", 0)
         if code != 0:

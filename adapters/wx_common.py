@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Protocol
@@ -19,6 +20,7 @@ from aiohttp import web
 
 from bot.channels import as_text, split_text
 from bot.delivery import DeliveryError
+from bot.files import FileRejected, FileStore
 from bot.health import ChannelHealth
 from bot.types import Sender, TranscriptEntry
 
@@ -298,3 +300,29 @@ class BackgroundTasks:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+
+
+MEDIA_ID = re.compile(r"^[A-Za-z0-9_@.-]{1,256}$")
+
+
+async def fetch_media(api: ApiClient, files: FileStore, media_id: str, owner: str) -> str | None:
+    """A buyer's picture by media/get (the same call on WeChat and WeCom) into the file store: its
+    file id, or None when it cannot be fetched or is refused (the buyer still gets an answer)."""
+    try:
+        data = await api.download("/cgi-bin/media/get", {"media_id": media_id}, files.max_bytes)
+        return (await files.put(data, owner)).id
+    except (DeliveryError, FileRejected) as exc:
+        log.warning("%s: picture not fetched (%s)", owner, exc)
+        return None
+
+
+async def upload_image(api: ApiClient, files: FileStore, file_id: str) -> str:
+    """An agent's picture uploaded as temporary media (media/upload); its media_id. DeliveryError
+    when the file is gone (permanent) or the platform refuses it."""
+    found = await files.get(file_id)
+    if found is None:
+        raise DeliveryError("the image is no longer stored", permanent=True)
+    media = await api.upload("/cgi-bin/media/upload", {"type": "image"}, "media", "image", found.data, found.content_type)
+    if not media.get("media_id"):
+        raise DeliveryError(f"{api.name} {media.get('errcode')}: image upload refused")
+    return str(media["media_id"])

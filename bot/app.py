@@ -145,7 +145,7 @@ class Xiaoer:
         if cfg.channels.wecom_kf.enabled:
             self.wecom_kf = WeComKfAdapter(cfg.channels.wecom_kf, self.engine.submit,
                                            self.store.wecom_kf_state(cfg.channels.wecom_kf.corp_id), self.store.outbox_add,
-                                           clock=self.clock)
+                                           clock=self.clock, files=self.files)
             self.wecom_kf.mount(self.app)
             senders["wecom_kf"] = self.wecom_kf
         if senders:

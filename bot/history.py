@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from bot.handoff import buyer_tag, desk_message
 from bot.store import Store
 from bot.textnorm import normalise
-from bot.types import Case, Sender
+from bot.types import Case, Sender, TranscriptEntry
 
 SCAN_LIMIT = 500
 RESULT_LIMIT = 50
@@ -45,11 +45,14 @@ class History:
         needle, who = normalise(text).strip(), buyer.strip().lower()
         out: list[dict[str, Any]] = []
         for case in await self.store.closed_cases(agent, since, until, SCAN_LIMIT):
-            summary = await self.summary(case)
-            if who and not any(who in str(v).lower() for v in (summary["customer"]["name"] or "", summary["customer"]["tag"], case.conversation_id)):
-                continue
+            if who:  # the cheap check first: one hash read, no transcript
+                session = await self.store.load_session(case.conversation_id, "")
+                if not any(who in v.lower() for v in (session.customer_name or "", buyer_tag(case.conversation_id), case.conversation_id)):
+                    continue
+            history = await self.store.case_history(case)
+            summary = await self.summary(case, history)
             if needle:
-                lines = [e for e in await self.store.case_history(case) if needle in normalise(e.text)]
+                lines = [e for e in history if needle in normalise(e.text)]
                 if not lines:
                     continue
                 summary["snippet"] = _snippet(lines[0].text, lines[0].text.lower().find(text.strip().lower()))
@@ -58,9 +61,9 @@ class History:
                 break
         return out
 
-    async def summary(self, case: Case) -> dict[str, Any]:
+    async def summary(self, case: Case, history: list[TranscriptEntry] | None = None) -> dict[str, Any]:
         session = await self.store.load_session(case.conversation_id, "")
-        history = await self.store.case_history(case)
+        history = await self.store.case_history(case) if history is None else history
         first = next((e.text for e in history if e.sender is Sender.VISITOR), "")
         return {
             "conversation": case.conversation_id, "channel": session.channel or case.conversation_id.split(":", 1)[0],
@@ -81,10 +84,10 @@ class History:
     async def case(self, case: Case) -> dict[str, Any]:
         """One closed case as the desk shows it (read-only): the summary, its lines and its notes."""
         history = await self.store.case_history(case)
-        lo, hi = (history[0].ts if history else case.queued_at), case.closed_at + 0.001
+        lo, hi = (history[0].ts if history else case.queued_at), (history[-1].ts if history else case.closed_at) + 0.001
         # notes carry no stream id: the case's time span picks them (to the millisecond)
         notes = [n.to_json() for n in await self.store.notes(case.conversation_id) if lo <= n.ts <= hi]
-        return {**await self.summary(case), "history": [desk_message(e) for e in history], "notes": notes}
+        return {**await self.summary(case, history), "history": [desk_message(e) for e in history], "notes": notes}
 
 
 def _snippet(text: str, at: int) -> str:

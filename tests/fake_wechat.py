@@ -1,6 +1,6 @@
 """A local fake of the WeChat Official Account API: /cgi-bin/token, /cgi-bin/message/custom/send, and
-/cgi-bin/media/get and /cgi-bin/media/upload for pictures (buyers' pictures are served from `media`,
-uploads are recorded in `uploads`).
+/cgi-bin/media/get and /cgi-bin/media/upload for pictures (buyers' pictures are served from `pictures.media`,
+uploads are recorded in `pictures.uploads`).
 
 It behaves like the platform where the adapter depends on it: a new access_token invalidates the older
 ones (40001), a wrong appid/secret is refused, and it can be told to answer error codes (40001, 45015,
@@ -16,6 +16,8 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+
+from tests.fake_media import FakeMedia
 
 ERRMSG = {40001: "invalid credential, access_token is invalid or not latest", 42001: "access_token expired",
           45015: "response out of time limit or subscription is canceled", 45047: "out of response count limit",
@@ -47,8 +49,7 @@ class FakeWeChat:
     attempts: list[Sent] = field(default_factory=list)    # every send request, accepted or not
     _errors: list[int] = field(default_factory=list)      # errcodes for the next sends
     _http_errors: list[int] = field(default_factory=list)  # HTTP statuses for the next sends
-    media: dict[str, bytes] = field(default_factory=dict)      # media_id -> bytes served by media/get
-    uploads: dict[str, bytes] = field(default_factory=dict)    # media_id -> bytes received by media/upload
+    pictures: FakeMedia | None = None                          # media/get and media/upload
     _server: TestServer | None = None
 
     # ---- control ---------------------------------------------------------------------------------
@@ -72,8 +73,8 @@ class FakeWeChat:
         app = web.Application()
         app.router.add_get("/cgi-bin/token", self._token)
         app.router.add_post("/cgi-bin/message/custom/send", self._send)
-        app.router.add_get("/cgi-bin/media/get", self._media_get)
-        app.router.add_post("/cgi-bin/media/upload", self._media_upload)
+        self.pictures = FakeMedia(lambda token: bool(self.tokens) and token == self.tokens[-1], 40001)
+        self.pictures.mount(app)
         self._server = TestServer(app, host="127.0.0.1", port=0)
         await self._server.start_server()
         return self
@@ -113,34 +114,12 @@ class FakeWeChat:
         if self._errors:
             return _error(self._errors.pop(0))
         if body.get("msgtype") == "image":
-            if body.get("image", {}).get("media_id") not in self.uploads:
+            if body.get("image", {}).get("media_id") not in (self.pictures.uploads if self.pictures else {}):
                 return _error(40007)  # invalid media_id
         elif body.get("msgtype") != "text" or not isinstance(body.get("text", {}).get("content"), str):
             return _error(40008)
         self.sent.append(attempt)
         return web.json_response({"errcode": 0, "errmsg": "ok"})
-
-
-    async def _media_get(self, request: web.Request) -> web.Response:
-        if not self.tokens or request.query.get("access_token") != self.tokens[-1]:
-            return _error(40001)
-        data = self.media.get(request.query.get("media_id", ""))
-        if data is None:
-            return _error(40007)
-        return web.Response(body=data, content_type="image/jpeg")
-
-    async def _media_upload(self, request: web.Request) -> web.Response:
-        if not self.tokens or request.query.get("access_token") != self.tokens[-1]:
-            return _error(40001)
-        if request.query.get("type") != "image":
-            return _error(40004)
-        form = await request.post()
-        media = form.get("media")
-        if not hasattr(media, "file"):
-            return _error(41005)  # media data missing
-        media_id = f"media-{len(self.uploads) + 1}"
-        self.uploads[media_id] = media.file.read()  # type: ignore[union-attr]
-        return web.json_response({"type": "image", "media_id": media_id, "created_at": 0})
 
 
 def _error(code: int) -> web.Response:

@@ -19,6 +19,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from tests.fake_media import FakeMedia
+
 ERRMSG = {40014: "invalid access_token", 42001: "access_token expired", 95001: "send msg count limit",
           95002: "send msg time limit", 95007: "invalid msg token", 95013: "session already closed",
           95018: "session status not allowed", 60020: "not allow to access from your ip", -1: "system busy"}
@@ -53,6 +55,7 @@ class FakeWeCom:
     attempts: list[Sent] = field(default_factory=list)           # every send_msg request
     welcomes: list[Sent] = field(default_factory=list)           # accepted send_msg_on_event
     max_concurrent_syncs: int = 0
+    pictures: FakeMedia | None = None                          # media/get and media/upload
     _codes: set[str] = field(default_factory=set)                # unused welcome codes
     _errors: list[int] = field(default_factory=list)
     _active_syncs: int = 0
@@ -67,9 +70,10 @@ class FakeWeCom:
         return self._queue(open_kfid, {"origin": 3, "external_userid": user, "send_time": send_time,
                                        "msgtype": "text", "text": {"content": text}}, msgid)
 
-    def buyer_image(self, open_kfid: str, user: str, send_time: int) -> str:
+    def buyer_image(self, open_kfid: str, user: str, send_time: int, media_id: str | None = None) -> str:
+        """A picture; served by media/get when its media_id is put into `media`."""
         return self._queue(open_kfid, {"origin": 3, "external_userid": user, "send_time": send_time,
-                                       "msgtype": "image", "image": {"media_id": "m-" + secrets.token_hex(4)}}, None)
+                                       "msgtype": "image", "image": {"media_id": media_id or "m-" + secrets.token_hex(4)}}, None)
 
     def servicer_text(self, open_kfid: str, user: str, text: str, send_time: int) -> str:
         return self._queue(open_kfid, {"origin": 5, "external_userid": user, "send_time": send_time,
@@ -100,6 +104,8 @@ class FakeWeCom:
         app.router.add_post("/cgi-bin/kf/sync_msg", self._sync)
         app.router.add_post("/cgi-bin/kf/send_msg", self._send)
         app.router.add_post("/cgi-bin/kf/send_msg_on_event", self._send_on_event)
+        self.pictures = FakeMedia(self._token_ok, 40014)
+        self.pictures.mount(app)
         self._server = TestServer(app, host="127.0.0.1", port=0)
         await self._server.start_server()
         return self
@@ -162,6 +168,11 @@ class FakeWeCom:
             return _error(40014)
         if self._errors:
             return _error(self._errors.pop(0))
+        if body.get("msgtype") == "image" and body.get("open_kfid") and body.get("touser"):
+            if body.get("image", {}).get("media_id") not in (self.pictures.uploads if self.pictures else {}):
+                return _error(40007)
+            self.sent.append(attempt)
+            return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": "m" + secrets.token_hex(8)})
         if body.get("msgtype") != "text" or not body.get("open_kfid") or not body.get("touser") \
                 or not isinstance(body.get("text", {}).get("content"), str):
             return _error(40008)

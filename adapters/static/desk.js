@@ -1006,6 +1006,7 @@
         };
         closeSlash();
         renderCenter();
+        renderCustomer();
       },
       (err) => notice("无法打开历史会话：" + err.message, "error")
     );
@@ -1172,6 +1173,20 @@
   function renderCustomer() {
     const box = $("customer");
     box.textContent = "";
+    const v = S.viewCase;
+    if (v) {
+      // a closed case is open: its buyer, not the selected live chat's
+      box.appendChild(
+        h("div", { class: "cust-head" }, avatar(customerName(v), v.conversation),
+          h("div", { class: "cust-id" }, h("div", { class: "cust-name" }, customerName(v)), channelBadge(v.channel)))
+      );
+      const row = (label, value) => [h("dt", null, label), h("dd", null, value)];
+      box.appendChild(
+        h("dl", { class: "cust-rows" }, row("渠道", channelLabel(v.channel)), row("状态", "已结束（只读）"),
+          row("结束于", v.closed_at != null ? formatDate(v.closed_at) : "—"), row("接待客服", v.agent ? agentLabel(v.agent) : "—"))
+      );
+      return;
+    }
     const chat = S.selected ? S.chats.get(S.selected) : null;
     if (!chat) {
       box.appendChild(h("div", { class: "muted small-pad" }, "未选择会话"));

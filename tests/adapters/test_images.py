@@ -96,3 +96,18 @@ async def test_a_message_may_only_carry_the_visitors_own_upload(bot, http):
     assert error["code"] == "bad_image"
     _, error = await other.ask("")
     assert error["code"] == "bad_frame"
+
+
+async def test_a_cross_origin_shop_page_may_upload_only_when_allowed(start_bot, http):
+    bot = await start_bot(channels={"web": {"allowed_origins": ["https://shop.example.com"]}})
+    client = await buyer(http, bot.url)
+    url = bot.url + "/widget/upload"
+    preflight = {"Origin": "https://shop.example.com", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "x-xiaoer-visitor, x-xiaoer-token"}
+    async with http.options(url, headers=preflight) as resp:
+        assert resp.status == 204 and resp.headers["Access-Control-Allow-Origin"] == "https://shop.example.com"
+        assert "X-Xiaoer-Token" in resp.headers["Access-Control-Allow-Headers"]
+    async with http.options(url, headers={**preflight, "Origin": "https://evil.example"}) as resp:
+        assert resp.status == 403 and "Access-Control-Allow-Origin" not in resp.headers
+    async with http.post(url, data=png(), headers={**auth(client), "Origin": "https://shop.example.com"}) as resp:
+        assert resp.status == 200 and resp.headers["Access-Control-Allow-Origin"] == "https://shop.example.com"
