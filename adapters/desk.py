@@ -290,6 +290,9 @@ class _DeskSocket:
         if kind in ("take_over", "reassign"):
             await self.supervise(kind, frame)
             return
+        if kind == "take_followup":
+            await self.take_followup(frame)
+            return
         if kind not in ("reply", "close", "transfer", "pick", "note", "typing"):
             await self.error("bad_frame", f"unknown frame type {kind[:32]!r}")
             return
@@ -313,6 +316,22 @@ class _DeskSocket:
                                    customer=Customer(self.username), kind=Kind.AGENT_CLOSE, agent=self.username))
         else:
             await self.transfer(cid, frame)
+
+    async def take_followup(self, frame: dict[str, Any]) -> None:
+        """A supervisor takes a follow-up: it is theirs, and gone from every supervisor's list."""
+        followups = self.desk.service.followups
+        fid = frame.get("id")
+        if not isinstance(fid, str) or not fid.isdigit() or len(fid) > 20:
+            await self.error("bad_frame", "'id' must be a follow-up id")
+            return
+        if not followups.is_supervisor(self.username):
+            await self.error("not_supervisor", "只有主管可以处理跟进事项 / only supervisors take follow-ups", id=fid)
+            return
+        outcome = await followups.take(fid, self.username)
+        if outcome == "already":
+            await self.error("already_taken", "该事项已由其他主管跟进 / another supervisor took it", id=fid)
+        elif outcome == "unknown":
+            await self.error("unknown_followup", "没有这个跟进事项 / no such follow-up", id=fid)
 
     async def reply(self, cid: str, frame: dict[str, Any]) -> None:
         text, image = frame.get("text", ""), frame.get("image")

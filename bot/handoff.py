@@ -19,6 +19,7 @@ from typing import Any
 from bot import metrics, reasons
 from bot.channels import pushes
 from bot.config import Config
+from bot.followups import FollowUps
 from bot.phrasebook import Phrasebook
 from bot.reports import shop_day
 from bot.store import Store, stamp
@@ -36,6 +37,7 @@ class HandoffService:
         self.phrasebook = phrasebook
         self.clock = clock
         self.shop_clock = config.shop.clock
+        self.followups = FollowUps(config, store, phrasebook, self.desk, clock)
 
     # ---- routing context for the Lua steps ------------------------------------------------------
     def routing(self, now: float) -> dict[str, Any]:
@@ -63,6 +65,8 @@ class HandoffService:
         freed = False
         notices: list[TranscriptEntry] = []
         for r in results:
+            if r.get("followup"):  # written by the same commit; now every supervisor's desk lists it
+                await self.followups.announce(str(r["followup"]))
             kind, outcome = r.get("kind"), r.get("outcome")
             if kind in ("handoff", "transfer", "reassign", "pick"):
                 if r.get("from"):
@@ -222,6 +226,7 @@ class HandoffService:
             "chats": [c for c in [await self.conversation(cid) for cid in chats] if c],
             "queue": await self.queue_view(username),
             "phrases": self.quick_phrases(),
+            **await self.followups.hello(username),
         }
 
     def groups_of(self, username: str) -> list[str]:

@@ -101,7 +101,8 @@ class Phrasebook:
         )
 
     def label(self, table: str, key: str, locale: str | None = None) -> str:
-        """A desk label: `reasons.<key>` (why a chat went to a human) or `flags.<flag>` (its badge)."""
+        """A desk label: `reasons.<key>` (why a chat went to a human), `flags.<flag>` (its badge) or
+        `followups.<kind>` (a supervisor's follow-up)."""
         return self.labels[self.locale_of(locale)].get(f"{table}.{key}", key)
 
     def locale_of(self, locale: str | None) -> str:
@@ -118,7 +119,7 @@ def _labels(path: Path, data: dict[str, object]) -> dict[str, str]:
     """The desk's labels for every handoff reason and flag (bot/reasons.py); all are required, so the
     desk never has to show a raw key."""
     out: dict[str, str] = {}
-    for table, keys in (("reasons", reasons.KEYS), ("flags", reasons.FLAGS)):
+    for table, keys in (("reasons", reasons.KEYS), ("flags", reasons.FLAGS), ("followups", reasons.FOLLOWUPS)):
         given = data.get(table, {})
         for key in keys:
             text = given.get(key) if isinstance(given, dict) else None

@@ -1,4 +1,5 @@
-"""Why a chat went to a human: one list for the handlers, the config check and the desk.
+"""Why a chat went to a human, and what supervisors must follow up on: one list for the handlers,
+the config check and the desk.
 
 Labels for the desk (zh-CN, en) are in the phrasebook's `[reasons]` and `[flags]` tables; the desk
 gets the label and the flag with every chat, so it never shows a raw key.
@@ -29,6 +30,11 @@ FLAGS = ("complaint", "dispute", "message")
 # Checked in this order by the escalation handler: a bad-review threat outranks the dispute it is about.
 DISPUTES = ("bad_review", "product", "logistics", "service")
 MESSAGE = "message"
+
+# What supervisors must follow up on (their desks list these until one of them takes it).
+LOW_RATING = "low_rating"          # a buyer rated the service 1 or 2
+REASSIGNMENTS = "reassignments"    # nobody answered after handoff.max_reassignments
+FOLLOWUPS = (LOW_RATING, REASSIGNMENTS)
 
 
 def flag_of(key: str) -> str:

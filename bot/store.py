@@ -71,6 +71,15 @@ return 0
 """
 
 
+_TAKE_FOLLOWUP = """
+if redis.call('EXISTS', KEYS[2]) == 0 then return 'unknown' end
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 'already' end
+redis.call('HSET', KEYS[2], 'taken_by', ARGV[2], 'taken_at', ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+return 'taken'
+"""
+
+
 def stamp(ts: float) -> str:
     """Times stored in routing state are fixed-format strings, so versions compare exactly."""
     return f"{ts:.3f}"
@@ -169,6 +178,7 @@ class Store:
         self._reserve_attempt = client.register_script(_RESERVE_ATTEMPT)
         self._release_attempt = client.register_script(_RELEASE_ATTEMPT)
         self._presence = client.register_script(_PRESENCE)
+        self._take_followup = client.register_script(_TAKE_FOLLOWUP)
         # In-process FIFO per conversation in front of the Redis lock, so that messages of one
         # conversation arriving at this process are handled in arrival order (Redis locks are not fair).
         self._local: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -483,6 +493,31 @@ class Store:
 
     async def get_file(self, file_id: str) -> dict[str, str]:
         return await self.redis.hgetall(f"{self.prefix}file:{file_id}")
+
+    # ---- supervisor follow-ups ---------------------------------------------------------------
+    # Created by the commit script together with their event (see add_followup in lib.lua).
+    async def followup(self, followup_id: str) -> dict[str, str] | None:
+        if not followup_id.isdigit():
+            return None
+        raw = await self.redis.hgetall(f"{self.prefix}followup:{followup_id}")
+        return raw or None
+
+    async def open_followups(self, limit: int = 200) -> list[dict[str, str]]:
+        """Follow-ups nobody has taken yet, oldest first."""
+        ids = await self.redis.zrange(f"{self.prefix}followups:open", 0, limit - 1)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for i in ids:
+                pipe.hgetall(f"{self.prefix}followup:{i}")
+            rows = await pipe.execute()
+        return [r for r in rows if r]
+
+    async def take_followup(self, followup_id: str, username: str, now: float) -> str:
+        """Mark a follow-up handled by `username`: "taken", or "already" (someone else was first) or
+        "unknown". Atomic, so two supervisors clicking at once get one "taken"."""
+        if not followup_id.isdigit():
+            return "unknown"
+        return str(await self._take_followup(keys=[f"{self.prefix}followups:open", f"{self.prefix}followup:{followup_id}"],
+                                             args=[followup_id, username, stamp(now), self.session_ttl]))
 
     # ---- outbox (delivery by platform APIs) ----------------------------------------------------
     @property

@@ -154,7 +154,7 @@ class Effect:
     kind: "handoff" (group, reason) | "first_reply" (agent) | "reassign" (agent, version) |
           "transfer" (agent, group or target_agent) | "close" (reason, agent) | "rate" (score) |
           "timer" (member, due) | "pick" (agent: takes the queued chat if it has room) |
-          "notice" (version: the re-queue it was set for)
+          "notice" (version: the re-queue it was set for) | "followup" (reason: its kind, score, agent)
     """
 
     kind: str

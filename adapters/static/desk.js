@@ -1356,7 +1356,11 @@
   function handleFrame(f) {
     switch (f.type) {
       case "hello":
+        onFollowupsHello(f);
         return onHello(f);
+      case "followup":
+      case "followup_taken":
+        return onFollowup(f);
       case "assigned":
         return onAssigned(f);
       case "message":
@@ -1759,6 +1763,74 @@
   // ---------------------------------------------------------------------------------------------
   // Wiring
   // ---------------------------------------------------------------------------------------------
+  // ---------------------------------------------------------------------------------------------
+  // Follow-ups (supervisors only): a low rating, a chat nobody answered. Listed until one
+  // supervisor takes it; the server then tells every supervisor's desk to drop it.
+  // ---------------------------------------------------------------------------------------------
+  function onFollowupsHello(f) {
+    S.followups = Array.isArray(f.followups) ? f.followups.filter((x) => x && typeof x === "object") : null;
+    renderFollowups();
+  }
+
+  function onFollowup(f) {
+    if (!Array.isArray(S.followups)) return;
+    if (f.type === "followup" && f.followup && typeof f.followup === "object") {
+      const item = f.followup;
+      if (S.followups.some((x) => str(x.id) === str(item.id))) return;
+      S.followups.push(item);
+      notice("待跟进：" + str(item.label) + " · " + customerName(item), "warn");
+    } else if (f.type === "followup_taken") {
+      const was = S.followups.length;
+      S.followups = S.followups.filter((x) => str(x.id) !== str(f.id));
+      if (S.followups.length < was && str(f.by) !== (S.me && S.me.username)) notice(str(f.by_name) + " 已接手一项跟进", "info");
+    }
+    renderFollowups();
+  }
+
+  function followupItem(item) {
+    const who = item.agent_name ? "客服 " + str(item.agent_name) : "";
+    const score = num(item.score) != null ? "评分 " + num(item.score) : "";
+    return h(
+      "li",
+      { class: "item followup", "data-followup": str(item.id), "data-kind": str(item.kind) },
+      h(
+        "div",
+        { class: "item-main" },
+        h(
+          "div",
+          { class: "item-top" },
+          h("span", { class: "item-name" }, customerName(item)),
+          channelBadge(item.channel),
+          h("span", { class: "item-time" }, item.created_at ? formatTime(num(item.created_at)) : "")
+        ),
+        h("div", { class: "item-preview followup-label" }, str(item.label)),
+        h("div", { class: "item-preview", title: str(item.preview) }, [score, who].filter(Boolean).join(" · ") || str(item.preview)),
+        h(
+          "div",
+          { class: "item-sub" },
+          h("button", { type: "button", class: "pick-btn", "data-take-followup": str(item.id), title: "由我来跟进" }, "我来跟进")
+        )
+      )
+    );
+  }
+
+  function renderFollowups() {
+    const pane = $("followups-pane");
+    if (!pane) return;
+    pane.hidden = !Array.isArray(S.followups);
+    const items = Array.isArray(S.followups) ? S.followups : [];
+    const list = $("followups");
+    list.textContent = "";
+    for (const item of items) list.appendChild(followupItem(item));
+    $("followups-count").textContent = String(items.length);
+    $("followups-empty").hidden = items.length > 0;
+    list.hidden = items.length === 0;
+  }
+
+  function takeFollowup(id) {
+    if (!S.connected || !wsSend({ type: "take_followup", id: id })) notice("未连接到服务器，请稍后再试", "error");
+  }
+
   function init() {
     const ta = $("reply");
 
@@ -1883,6 +1955,10 @@
     $("queue").addEventListener("click", (ev) => {
       const b = ev.target.closest("[data-pick]");
       if (b) pick(b.getAttribute("data-pick"));
+    });
+    $("followups").addEventListener("click", (ev) => {
+      const b = ev.target.closest("[data-take-followup]");
+      if (b) takeFollowup(b.getAttribute("data-take-followup"));
     });
     $("logout").addEventListener("click", logout);
 

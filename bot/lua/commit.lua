@@ -147,6 +147,8 @@ for _, e in ipairs(effects) do
         -- The buyer is told only if the chat is still waiting after the grace period: an agent who
         -- comes back meanwhile takes it without a "resting" notice in between.
         redis.call('ZADD', p .. 'timers', tonumber(now) + tonumber(ctx.grace or 0), 'notice|' .. cid .. '|' .. n)
+        -- nobody answered: a supervisor must follow up (listed on their desks until one takes it)
+        r.followup = add_followup(p, 'reassignments', cid, now, {'agent', cur.agent, 'group', cur.group, 'reassignments', n})
       end
       if r.outcome == 'reassigned' or r.outcome == 'supervisor' then
         rcount('reassignments', {dim('a', cur.agent), dim('g', cur.group)})
@@ -208,6 +210,9 @@ for _, e in ipairs(effects) do
   elseif e.kind == 'pick' then
     assign(p, cid, e.agent, now, ctx.timeout, ctx.max_reassignments)
     r.outcome, r.agent, r.group = 'assigned', e.agent, cur.group
+  elseif e.kind == 'followup' then
+    r.outcome = 'created'
+    r.followup = add_followup(p, e.reason, cid, now, {'score', e.score or '', 'agent', e.agent or ''})
   elseif e.kind == 'rate' then
     redis.call('LPUSH', p .. 'stats:ratings', e.score)
     redis.call('LTRIM', p .. 'stats:ratings', 0, 999)

@@ -105,6 +105,18 @@ local function queue_notice(h, online, closed)
   return kind
 end
 
+-- A follow-up for the supervisors (a low rating, a chat nobody answered after max_reassignments),
+-- written in the same step as the event that calls for it; open until a supervisor takes it.
+-- `fields` is a flat list of extra field/value pairs. Returns the follow-up's id.
+local function add_followup(p, kind, cid, now, fields)
+  local id = redis.call('INCR', p .. 'followups:seq')
+  local key = p .. 'followup:' .. id
+  redis.call('HSET', key, 'id', id, 'kind', kind, 'conversation', cid, 'created_at', now)
+  if #fields > 0 then redis.call('HSET', key, unpack(fields)) end
+  redis.call('ZADD', p .. 'followups:open', id, id)
+  return tostring(id)
+end
+
 local function release(p, cid, u)
   if u then redis.call('SREM', chats_key(p, u), cid) end
 end
