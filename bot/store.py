@@ -794,7 +794,8 @@ class Turn:
         try:
             raw = await store._commit(
                 keys=[store._conv(cid, "session"), store._conv(cid, "transcript"), self._claim_key,
-                      self._lock_key, store._conv(cid, "handoff"), store.outbox_key],
+                      self._lock_key, store._conv(cid, "handoff"), store.outbox_key,
+                      store._conv(cid, "transcript:compact")],
                 args=[
                     self._token, self._claim, store.session_ttl, store.dedupe_ttl, store.transcript_cap,
                     json.dumps(_session_to_hash(session), ensure_ascii=False),
@@ -851,6 +852,8 @@ def _session_to_hash(session: Session) -> dict[str, str]:
             continue
         if f.name == "state" and value in (State.QUEUED, State.WITH_AGENT):
             value = State.BOT  # the handoff hash owns these states
+        elif value == f.default:
+            continue  # defaults are not stored (loading fills them in): fewer bytes per conversation
         out[f.name] = repr(value) if isinstance(value, float) else str(value)
     return out
 

@@ -1,5 +1,5 @@
 -- Commit one turn atomically: session, transcript, dedupe mark, handoff effects, fan-out event.
--- KEYS: 1 session, 2 transcript, 3 message claim, 4 lock, 5 handoff, 6 outbox
+-- KEYS: 1 session, 2 transcript, 3 message claim, 4 lock, 5 handoff, 6 outbox, 7 scratch key beside the transcript
 -- ARGV: 1 lock token, 2 claim value ("pending:<lock token>"), 3 session ttl, 4 dedupe ttl, 5 transcript cap, 6 session json,
 --       7 entries json, 8 event channel, 9 event json, 10 effects json, 11 routing json,
 --       12 outbox json: {channel, conversation, [message json ...]} or "",
@@ -54,10 +54,19 @@ local fields = {}
 for k, v in pairs(session) do fields[#fields + 1] = k; fields[#fields + 1] = v end
 if #fields > 0 then redis.call('HSET', KEYS[1], unpack(fields)) end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-for _, e in ipairs(cjson.decode(ARGV[7])) do
+local entries = cjson.decode(ARGV[7])
+local fresh = #entries > 0 and redis.call('EXISTS', KEYS[2]) == 0
+for _, e in ipairs(entries) do
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'id', e[1], 'from', e[2], 'text', e[3], 'ts', e[4], 'agent', e[5], 'buttons', e[6], 'image', e[7])
 end
 redis.call('EXPIRE', KEYS[2], ARGV[3])
+if fresh then
+  -- A new stream's first node reserves 4 KB (Redis pre-allocates it for the XADDs to come); a copy is
+  -- sized exactly, and later entries grow it step by step. Most conversations stay short, so this is
+  -- most of their memory. Entry ids are kept.
+  redis.call('COPY', KEYS[2], KEYS[7], 'REPLACE')
+  redis.call('RENAME', KEYS[7], KEYS[2])
+end
 redis.call('SET', KEYS[3], 'done:' .. ARGV[1], 'EX', ARGV[4])
 -- Messages for API channels that the submitting request does not carry (agent replies, notices):
 -- committed to the outbox together with the transcript, delivered with retries afterwards.
