@@ -271,7 +271,7 @@ class _DeskSocket:
             try:
                 await self.desk.service.socket_alive(self.username, self.id)
             except Exception as exc:  # a Redis blip must not make an open desk look offline for good
-                if not self.desk.service.store.unavailable(exc):
+                if not self.desk.service.store.transient(exc):
                     log.warning("desk heartbeat of %s failed; retrying", self.username, exc_info=True)
 
     async def handle(self, frame: dict[str, Any]) -> None:

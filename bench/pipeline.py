@@ -32,6 +32,14 @@ from bot.types import Customer, Inbound  # noqa: E402
 QUESTIONS = ["在吗", "什么时候发货", "可以退货吗", "請問有發票嗎", "my parcel hasn't arrived", "能便宜点吗", "这个偏大还是偏小", "今天天气怎么样"]
 
 
+def bench_redis(url: str) -> tuple[EmbeddedRedis | None, str]:
+    """The given Redis, or a throwaway embedded redis-server (returned, to be stopped) and its URL."""
+    if url:
+        return None, url
+    server = EmbeddedRedis(tempfile.mkdtemp(prefix="xiaoer-bench-"), persist=False)
+    return server, server.start()
+
+
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
@@ -92,11 +100,7 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", ""))
     args = parser.parse_args()
-    server = None
-    url = args.redis_url
-    if not url:
-        server = EmbeddedRedis(tempfile.mkdtemp(prefix="xiaoer-bench-"), persist=False)
-        url = server.start()
+    server, url = bench_redis(args.redis_url)
     prefix = f"xiaoer-bench-{uuid.uuid4().hex[:8]}:"
     config = parse_config({"server": {"port": 0}, "redis": {"url": url, "prefix": prefix}}, base_dir=ROOT, env={})
     bot = Xiaoer(config)

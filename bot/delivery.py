@@ -83,7 +83,7 @@ class Deliverer:
         self._renewed = clock()
         self._stopping = asyncio.Event()
         self._loop = BackgroundLoop("xiaoer-delivery", lambda: self.round(block_ms=500), interval=0.02,
-                                    expected=store.unavailable)
+                                    expected=store.transient)
 
     async def start(self) -> None:
         await self.store.outbox_group()

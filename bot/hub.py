@@ -89,7 +89,7 @@ class Hub:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if not self.store.unavailable(exc):  # an outage is logged once by the store
+                if not self.store.transient(exc):  # an outage is logged once by the store
                     log.warning("event subscription lost; retrying in %.1f s", delay, exc_info=True)
                 events = None
                 await asyncio.sleep(delay)

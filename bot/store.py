@@ -201,6 +201,11 @@ class Store:
             return True
         return False
 
+    def transient(self, exc: BaseException) -> bool:
+        """True for overload (StoreBusy) and outages: a background loop just tries again next round,
+        without a traceback (an outage is logged once by `Outage`)."""
+        return isinstance(exc, StoreBusy) or self.unavailable(exc)
+
     async def close(self) -> None:
         await self.redis.aclose()
 

@@ -38,7 +38,7 @@ class TimerRunner:
         self.drain_every = drain_every
         self.fired = 0
         self._since_drain = 0.0
-        self._loop = BackgroundLoop("xiaoer-timers", self._round, interval, expected=store.unavailable)
+        self._loop = BackgroundLoop("xiaoer-timers", self._round, interval, expected=store.transient)
 
     async def start(self) -> None:
         self._loop.start()
