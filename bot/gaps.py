@@ -26,7 +26,7 @@ from bot.textnorm import normalise
 Embed = Callable[[list[str]], Any]  # (n, d) array-like of L2-normalised rows
 SIMILAR = 0.55        # cosine to a group's centre to join it (bigram vectors)
 SIMILAR_EMBED = 0.75  # the same with sentence embeddings
-MAX_TEXTS = 2000      # newest unanswered messages considered per request
+MAX_TEXTS = 1000      # newest unanswered messages considered per request
 MAX_EXAMPLES = 8
 
 
@@ -120,7 +120,8 @@ def find_gaps(rows: Sequence[tuple[str, str, float, str]], answered: Callable[[s
               embed: Embed | None = None) -> list[Gap]:
     """Group unanswered messages (conversation id, text, time, message id); drop those the FAQ answers now."""
     rows = sorted(rows, key=lambda r: r[2], reverse=True)[:MAX_TEXTS]
-    rows = [r for r in rows if not answered(r[1])]
+    open_ = {text: not answered(text) for text in dict.fromkeys(r[1] for r in rows)}  # each wording once
+    rows = [r for r in rows if open_[r[1]]]
     gaps = []
     for members in group_by_meaning([r[1] for r in rows], embed):
         gap = Gap()
