@@ -123,7 +123,7 @@ class Xiaoer:
             store = self.store
             WebWidget(
                 cfg.channels.web, secret, self.engine.submit, store.history, self.hub.listen, cfg.server.public_url,
-                agent_name=self.handoff.display, typing=self.handoff.buyer_typing, notice=phrasebook.text,
+                agent_name=self.handoff.display, typing=self.handoff.buyer_typing, notice=self._phrase,
                 files=self.files,
             ).mount(self.app)
         desk = self.desk = Desk(cfg, self.handoff, Coach(phrasebook), self.engine.submit, self.hub.listen)
@@ -158,6 +158,11 @@ class Xiaoer:
         for group in self.config.group_names:
             metrics.QUEUE_LENGTH.labels(group).set(await self.store.queue_length(group))
             metrics.AGENTS_ONLINE.labels(group).set(sum(1 for a in self.config.members(group) if online.get(a.username)))
+
+    def _phrase(self, pid: str, locale: str | None = None, **values: str) -> str:
+        """A phrase from the current phrasebook (it may have been reloaded)."""
+        assert self.handoff is not None
+        return self.handoff.phrasebook.text(pid, locale, **values)
 
     def answers(self, text: str) -> bool:
         """Does the current FAQ answer this buyer message?"""
