@@ -25,7 +25,9 @@ from bot.delivery import Deliverer
 from bot.config import Config
 from bot.embedded import EmbeddedRedis
 from bot.engine import Engine
-from bot.faq import FaqMatcher, load_faq_files
+from bot.encoder import Encoder
+from bot.faq import load_faq_files
+from bot.understanding import Understanding
 from bot.files import FileStore
 from bot.handoff import HandoffService
 from bot.hub import Hub
@@ -36,12 +38,14 @@ from bot.router import Router
 from bot.store import Store
 from bot.timers import TimerRunner
 from handlers.agent import AgentAction
+from handlers.choice import Choice
 from handlers.escalation import Escalation
 from handlers.fallback import Fallback
 from handlers.faq import FaqAnswer
 from handlers.greeting import Greeting
 from handlers.rating import Rating
 from handlers.relay import HumanOwned
+from handlers.smalltalk import SmallTalk
 from handlers.supervisor import SupervisorAction
 from handlers.timeout import TimerTick
 from handlers.unfollow import Unfollow
@@ -50,7 +54,7 @@ log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024
 
 
-def build_router(config: Config, phrasebook: Phrasebook, matcher: FaqMatcher) -> Router:
+def build_router(config: Config, phrasebook: Phrasebook, understanding: Understanding) -> Router:
     """The handler order is the product's behaviour; keep it explicit."""
     clock = config.shop.clock
     groups = {g: config.group_display(g) for g in config.group_names}
@@ -59,11 +63,13 @@ def build_router(config: Config, phrasebook: Phrasebook, matcher: FaqMatcher) ->
         AgentAction(phrasebook, groups),            # the desk's reply / close / transfer
         TimerTick(phrasebook),                      # first-response timeout, idle close
         Unfollow(),                                 # the buyer left the account: close quietly
+        Choice({e.id: e for e in understanding.entries}),  # a pick of "您是不是想问" (also while queued)
         HumanOwned(config.handoff.idle_close, phrasebook),  # a human owns the chat: the bot stays silent
         Rating(phrasebook),                         # 1-5 after a close
-        Escalation(phrasebook, config.route, clock),  # asks for a human, complaint, dispute
+        Escalation(phrasebook, understanding, config.route, clock),  # asks for a human, complaint, dispute
         Greeting(phrasebook, clock, config.shop.name),
-        FaqAnswer(matcher, phrasebook, config.faq.miss_limit, config.route, clock),  # off hours: a left message
+        SmallTalk(phrasebook, understanding),       # thanks, ok, bye, praise: warm, never a miss
+        FaqAnswer(understanding, phrasebook, config.faq.miss_limit, config.route, clock),  # off hours: a left message
         Fallback(phrasebook),
     ])
 
@@ -78,7 +84,7 @@ class Xiaoer:
         self.instance = uuid.uuid4().hex  # tells this process's own reload broadcast from others'
         self.desk: Desk | None = None
         self.pages: SupervisorPages | None = None
-        self.matcher: FaqMatcher | None = None
+        self.understanding: Understanding | None = None
         self.clock = clock
         self._redis_url = redis_url if redis_url is not None else config.redis.url
         self.embedded: EmbeddedRedis | None = None
@@ -100,7 +106,8 @@ class Xiaoer:
         """Load content (failing fast on bad files), connect to Redis, build the pipeline and routes."""
         cfg = self.config
         phrasebook = Phrasebook.load(cfg.phrasebook_path, cfg.shop.locale)
-        matcher = self.matcher = FaqMatcher(load_faq_files(cfg.faq_paths))
+        understanding = self.understanding = await asyncio.to_thread(
+            Understanding, load_faq_files(cfg.faq_paths), encoder=Encoder(cfg.path(cfg.redis.data_dir) / "embeddings"))
         url = self._redis_url
         if not url:
             self.embedded = EmbeddedRedis(cfg.path(cfg.redis.data_dir))
@@ -109,7 +116,7 @@ class Xiaoer:
         self.store = Store.from_url(url, prefix=cfg.redis.prefix, session_ttl=cfg.redis.session_ttl_days * 86400)
         await self.store.ping()
         self.handoff = HandoffService(cfg, self.store, phrasebook, self.clock)
-        self.engine = Engine(self.store, build_router(cfg, phrasebook, matcher), cfg.shop.locale, self.clock,
+        self.engine = Engine(self.store, build_router(cfg, phrasebook, understanding), cfg.shop.locale, self.clock,
                              routing=self.handoff.routing, after_commit=self.handoff.after_commit,
                              reports=ReportMarks(cfg.shop.zone))
         self.hub = Hub(self.store)
@@ -166,7 +173,7 @@ class Xiaoer:
 
     def answers(self, text: str) -> bool:
         """Does the current FAQ answer this buyer message?"""
-        return self.matcher is not None and self.matcher.match(text).entry is not None
+        return self.understanding is not None and self.understanding.read(text).answer is not None
 
     async def reload(self, broadcast: bool = True) -> list[str]:
         """Re-read the FAQ, the phrasebook and the agents. On any problem nothing changes and the
@@ -178,12 +185,12 @@ class Xiaoer:
             log.warning("reload refused, the old content stays: %s", "; ".join(exc.problems))
             return exc.problems
         cfg = self.config = content.config
-        self.matcher = content.matcher
-        self.engine.router = build_router(cfg, content.phrasebook, content.matcher)
+        self.understanding = content.understanding
+        self.engine.router = build_router(cfg, content.phrasebook, content.understanding)
         self.handoff.config = self.desk.config = self.pages.config = cfg
         self.handoff.phrasebook = content.phrasebook
         self.desk.coach = Coach(content.phrasebook)
-        log.info("reloaded: %d FAQ entries, %d agents%s", len(content.matcher.entries), len(cfg.agents),
+        log.info("reloaded: %d FAQ entries, %d agents%s", len(content.understanding.entries), len(cfg.agents),
                  f"; restart to apply changes in {', '.join(content.needs_restart)}" if content.needs_restart else "")
         if broadcast:
             await self.store.publish({"type": "reload", "origin": self.instance})

@@ -186,11 +186,12 @@ def _hash_password() -> int:
 
 
 def _faq_match(files: list[str], as_json: bool) -> int:
-    from bot.faq import FaqFileError, FaqMatcher, load_faq_files
+    from bot.faq import FaqFileError, load_faq_files
     from bot.textnorm import detect_locale
+    from bot.understanding import Understanding
 
     try:
-        matcher = FaqMatcher(load_faq_files([Path(f) for f in files]))
+        understanding = Understanding(load_faq_files([Path(f) for f in files]))
     except FaqFileError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -198,12 +199,17 @@ def _faq_match(files: list[str], as_json: bool) -> int:
         query = line.rstrip("\r\n")
         if not query.strip():
             continue
-        m = matcher.match(query)
-        answer = m.entry.answer_for(detect_locale(query)) if m.entry else None
+        r = understanding.read(query)
+        answer = r.answer.answer_for(detect_locale(query)) if r.answer else None
         if as_json:
-            print(json.dumps({"query": query, "id": m.id, "score": round(m.score, 4), "answer": answer}, ensure_ascii=False))
+            print(json.dumps({"query": query, "id": r.answer.id if r.answer else None, "score": round(r.score, 4),
+                              "answer": answer, "suggestions": [e.id for e in r.suggestions],
+                              "decision": r.decision, "intent": r.intent}, ensure_ascii=False), flush=False)
         else:
-            print(f"{m.score:.2f}  {m.id or '(no confident match)'}  {query}")
+            what = r.answer.id if r.answer else (
+                f"did you mean {', '.join(e.id for e in r.suggestions)}" if r.suggestions
+                else f"intent {r.intent}" if r.intent else "(no confident match)")
+            print(f"{r.score:.2f}  {what}  {query}")
     return 0
 
 

@@ -20,7 +20,7 @@ How a message is scored:
    a window that is only part of the message is discounted (except the last clause);
 6. answer only if the best entry reaches the threshold AND leads the best *other* entry by
    the margin; otherwise refuse (entry None) and still report the best score.
-Threshold and margin are tuned on tests/data/faq_eval.toml (bench/faq_accuracy.py).
+This is the lexical half of understanding (bot/understanding.py blends it with meaning).
 """
 
 from __future__ import annotations

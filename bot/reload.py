@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.config import Config, ConfigError, load_config
-from bot.faq import FaqFileError, FaqMatcher, load_faq_files
+from bot.encoder import Encoder
+from bot.faq import FaqFileError, load_faq_files
 from bot.phrasebook import Phrasebook, PhrasebookError
+from bot.understanding import Understanding
 
 RESTART_SECTIONS = ("server", "redis", "shop", "channels")
 
@@ -25,7 +27,7 @@ class Content:
 
     config: Config
     phrasebook: Phrasebook
-    matcher: FaqMatcher
+    understanding: Understanding
     needs_restart: tuple[str, ...]  # sections that changed but only take effect after a restart
 
 
@@ -50,10 +52,11 @@ def load_content(path: str | Path | None, current: Config) -> Content:
         raise ReloadError(problems)
     try:
         phrasebook = Phrasebook.load(current.phrasebook_path, current.shop.locale)
-        matcher = FaqMatcher(load_faq_files(fresh.faq_paths))
+        understanding = Understanding(load_faq_files(fresh.faq_paths),
+                                      encoder=Encoder(current.path(current.redis.data_dir) / "embeddings"))
     except (FaqFileError, PhrasebookError) as exc:  # changed between the check and the load
         raise ReloadError([str(exc)]) from None
     config = current.model_copy(update={"agents": fresh.agents, "groups": fresh.groups, "faq": fresh.faq,
                                         "handoff": fresh.handoff})
     changed = tuple(s for s in RESTART_SECTIONS if getattr(fresh, s) != getattr(current, s))
-    return Content(config, phrasebook, matcher, changed)
+    return Content(config, phrasebook, understanding, changed)

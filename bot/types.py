@@ -119,6 +119,7 @@ class Session:
     conv_handed: str = ""
     last_agent: str = ""
     last_group: str = ""
+    offered: str = ""               # FAQ ids offered as "您是不是想问" (comma-separated), until the buyer picks
     # The handoff fields below are owned by the atomic handoff steps in the store (a separate hash);
     # handlers read them and ask for changes through effects.
     handoff: Handoff | None = None

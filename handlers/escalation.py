@@ -1,7 +1,8 @@
 """Escalation to a human: on request, or on a complaint or dispute — soothe first, then hand over.
 
-Disputes are classed the way shops do (product, logistics, service attitude, bad-review threats)
-and each class routes to its own group. Keywords live in the phrasebook.
+What the buyer means comes from the understanding module (intents by meaning, with negation:
+"不用转人工" is no request). Disputes are classed the way shops do (product, logistics, service
+attitude, bad-review threats); each class has its soothing phrase and routes to its own group.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from bot.hours import ShopClock
 from bot.phrasebook import Phrasebook
 from bot.reasons import DISPUTES
 from bot.router import Context
-from bot.textnorm import normalise
 from bot.types import Effect, Kind, Reply, Result, State
+from bot.understanding import Understanding
 
 CLASSES = DISPUTES
 
@@ -21,24 +22,16 @@ CLASSES = DISPUTES
 class Escalation:
     name = "escalation"
 
-    def __init__(self, phrasebook: Phrasebook, route: Callable[[str], str], clock: ShopClock | None = None):
+    def __init__(self, phrasebook: Phrasebook, understanding: Understanding, route: Callable[[str], str],
+                 clock: ShopClock | None = None):
         self.phrasebook = phrasebook
+        self.understanding = understanding
         self.route = route
         self.clock = clock
-        kw = phrasebook.keywords
-        self._words = {
-            "request": _prepare(kw.get("human_request", ())),
-            **{c: _prepare(kw.get(f"dispute_{c}" if c != "bad_review" else "bad_review", ())) for c in CLASSES},
-        }
 
     def classify(self, text: str) -> str | None:
         """"request", a dispute class, or None."""
-        norm = normalise(text).replace(" ", "")
-        spaced = f" {normalise(text)} "
-        for reason in (*CLASSES, "request"):
-            if any((w in spaced) if w.startswith(" ") else (w in norm) for w in self._words[reason]):
-                return reason
-        return None
+        return self.understanding.read(text).handoff
 
     def handle(self, ctx: Context) -> Result | None:
         if ctx.inbound.kind != Kind.TEXT or ctx.session.state in (State.QUEUED, State.WITH_AGENT):
@@ -52,17 +45,6 @@ class Escalation:
             # Off hours "connecting you now" would be contradicted at once: the notice after the commit
             # (an agent on duty after all, or when the team is back) is the whole answer.
             replies = ()
-        session = ctx.session.evolve(state=State.BOT, miss_count=0)
+        session = ctx.session.evolve(state=State.BOT, miss_count=0, offered="")
         return Result(replies=replies, session=session, intent=f"handoff:{reason}",
                       effects=(Effect("handoff", group=self.route(reason), reason=reason),))
-
-
-def _prepare(words: tuple[str, ...]) -> tuple[str, ...]:
-    """Latin keywords match whole words (padded with spaces); Chinese ones match as substrings."""
-    out = []
-    for w in words:
-        n = normalise(w)
-        if not n:
-            continue
-        out.append(f" {n} " if n.isascii() else n.replace(" ", ""))
-    return tuple(out)

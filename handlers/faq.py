@@ -1,30 +1,34 @@
-"""FAQ quick replies: the shop's standard answer when the matcher is confident, never a guess.
+"""FAQ quick replies: the shop's standard answer when understanding is confident, never a guess.
 
-Unsure: ask politely to rephrase and offer a human; after `miss_limit` misses in a row, hand the
-chat to a human. Off hours, a message the bot cannot answer is a message left for the staff: it
-waits in the queue for the first agent in (the notice after the commit acknowledges it). The miss
-count and the last intent live in the session.
+Unsure but with plausible entries: offer up to three as "您是不是想问：" (buttons where the channel
+has them, a numbered list elsewhere; handlers.choice answers the pick). Nothing plausible: ask
+politely to rephrase and offer a human; after `miss_limit` misses in a row, hand the chat over.
+Off hours, a message the bot cannot answer is a message left for the staff: it waits in the queue
+for the first agent in (the notice after the commit acknowledges it). The miss count, the last
+intent and the offered entries live in the session.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from bot.faq import FaqMatcher
+from bot.faq import FaqEntry
 from bot.hours import ShopClock
 from bot.phrasebook import Phrasebook
 from bot.reasons import MESSAGE
 from bot.router import Context
 from bot.store import stamp
+from bot.textnorm import to_traditional
 from bot.types import Effect, Reply, Result, State
+from bot.understanding import Understanding
 
 
 class FaqAnswer:
     name = "faq"
 
-    def __init__(self, matcher: FaqMatcher, phrasebook: Phrasebook, miss_limit: int, route: Callable[[str], str] | None = None,
-                 clock: ShopClock | None = None):
-        self.matcher = matcher
+    def __init__(self, understanding: Understanding, phrasebook: Phrasebook, miss_limit: int,
+                 route: Callable[[str], str] | None = None, clock: ShopClock | None = None):
+        self.understanding = understanding
         self.phrasebook = phrasebook
         self.miss_limit = miss_limit
         self.route = route  # None: no human handoff, the bot only offers one
@@ -33,15 +37,25 @@ class FaqAnswer:
     def handle(self, ctx: Context) -> Result | None:
         if ctx.inbound.kind != "text" or not ctx.inbound.text.strip():
             return None
-        match = self.matcher.match(ctx.inbound.text)
+        reading = self.understanding.read(ctx.inbound.text)
         state = State.BOT if ctx.session.state is State.NEW else ctx.session.state
-        meta = {"score": round(match.score, 3)}
-        if match.entry is not None:
-            session = ctx.session.evolve(state=state, miss_count=0, last_intent=match.entry.id)
-            reply = Reply(text=match.entry.answer_for(ctx.locale), phrase=f"faq:{match.entry.id}")
-            return Result(replies=(reply,), session=session, intent=match.entry.id, meta=meta)
+        meta = {"score": round(reading.score, 3), "decision": reading.decision}
+        if reading.answer is not None:
+            session = ctx.session.evolve(state=state, miss_count=0, last_intent=reading.answer.id, offered="")
+            reply = Reply(text=reading.answer.answer_for(ctx.locale), phrase=f"faq:{reading.answer.id}")
+            return Result(replies=(reply,), session=session, intent=reading.answer.id, meta=meta)
+        if reading.suggestions:
+            name = ctx.session.customer_name or ""
+            buttons = tuple((label_for(e, ctx.locale), str(n)) for n, e in enumerate(reading.suggestions, 1))
+            reply = Reply(self.phrasebook.text("system.did_you_mean", ctx.locale, name=name),
+                          phrase="system.did_you_mean", buttons=buttons)
+            session = ctx.session.evolve(state=state, offered=",".join(e.id for e in reading.suggestions))
+            return Result(replies=(reply,), session=session, intent=None, meta=meta)
+        return self.miss(ctx, state, meta)
+
+    def miss(self, ctx: Context, state: State, meta: dict[str, object]) -> Result:
         if self.route is not None and self.clock is not None and not self.clock.is_open(ctx.now):
-            session = ctx.session.evolve(state=state, miss_count=0, last_intent=None, message_ack=stamp(ctx.now))
+            session = ctx.session.evolve(state=state, miss_count=0, last_intent=None, offered="", message_ack=stamp(ctx.now))
             return Result(session=session, meta=meta, intent=None,
                           effects=(Effect("handoff", group=self.route(MESSAGE), reason=MESSAGE),))
         misses = ctx.session.miss_count + 1
@@ -53,6 +67,19 @@ class FaqAnswer:
         else:
             pid, misses = "system.handoff_misses", 0
             effects = (Effect("handoff", group=self.route("misses"), reason="misses"),)
-        session = ctx.session.evolve(state=state, miss_count=misses, last_intent=None)
+        session = ctx.session.evolve(state=state, miss_count=misses, last_intent=None, offered="")
         reply = Reply(text=self.phrasebook.text(pid, ctx.locale, name=ctx.session.customer_name or ""), phrase=pid)
         return Result(replies=(reply,), session=session, intent=None, meta=meta, effects=effects)
+
+
+def label_for(entry: FaqEntry, locale: str) -> str:
+    """How a suggestion reads to the buyer: a question of the entry in the buyer's language."""
+    lower = locale.lower()
+    if lower.startswith("en"):
+        for q in entry.questions:
+            if q.isascii():
+                return q
+    chinese = next((q for q in entry.questions if not q.isascii()), entry.questions[0])
+    if lower.startswith(("zh-tw", "zh-hk", "zh-mo", "zh-hant")):
+        return to_traditional(chinese)
+    return chinese

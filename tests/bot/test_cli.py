@@ -14,9 +14,10 @@ def test_faq_match_json_lines():
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["query"] for r in rows] == ["什么时候发货", "今天天气怎么样", "請問怎麼退貨"]
-    assert set(rows[0]) == {"query", "id", "score", "answer"}
+    assert {"query", "id", "score", "answer", "suggestions"} <= set(rows[0])
     assert rows[0]["id"] == "shipping-time" and rows[0]["answer"] and isinstance(rows[0]["score"], float)
-    assert rows[1]["id"] is None and rows[1]["answer"] is None
+    assert rows[0]["suggestions"] == []  # [] whenever id is set
+    assert rows[1]["id"] is None and rows[1]["answer"] is None and rows[1]["suggestions"] == []  # out of scope
     assert rows[2]["id"] and rows[2]["answer"] != json.loads(
         run_cli("faq", "match", "--faq", FAQ, "--json", stdin="请问怎么退货\n").stdout)["answer"]  # answered in Traditional
 
@@ -28,3 +29,11 @@ def test_faq_match_plain_output_and_bad_file(tmp_path):
     bad.write_text("[[faq]]\nid = 1\n", encoding="utf-8")
     result = run_cli("faq", "match", "--faq", str(bad))
     assert result.returncode == 2 and "x.toml" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_faq_match_suggests_when_unsure():
+    """An unsure reading offers 1-3 plausible entries (ids of the FAQ) and answers nothing."""
+    result = run_cli("faq", "match", "--faq", FAQ, "--json", stdin="衣服洗完会不会变小\n")
+    row = json.loads(result.stdout)
+    assert row["id"] is None and 1 <= len(row["suggestions"]) <= 3
+    assert "washing" in row["suggestions"]
