@@ -482,48 +482,68 @@ class FaqMatcher:
                 entries[e] = mw
         return w, matched, entries
 
-    def _accumulate(self, feats: Iterable[tuple[str, str | None]]) -> tuple[float, list[float], list[float]]:
-        """Message weight, and matched weight per variant and per entry, of a set of features."""
+    def _accumulate(self, feats: Iterable[tuple[str, str | None]], allowed: frozenset[int] | None = None) -> _Acc:
+        """Message weight, and matched weight per variant and per entry, of a set of features.
+
+        Sparse: only variants that share a feature appear. `allowed` (entry indexes) restricts the
+        work to candidate entries, so a large FAQ costs what its candidates cost.
+        """
         mass = 0.0
-        by_variant = [0.0] * len(self._variant_entry)
-        by_entry = [0.0] * len(self.entries)
+        by_variant: dict[int, float] = {}
+        by_entry: dict[int, float] = {}
+        owner = self._variant_entry
+        variants = [v for e in allowed for v in range(*self._entry_ranges[e])] if allowed is not None else []
         for feat in feats:
             w, matched, entries = self._contribution(*feat)
             mass += w
-            for v, mw in matched.items():
-                by_variant[v] += mw
-            for e, mw in entries.items():
-                by_entry[e] += mw
+            if allowed is None:
+                v_items: Iterable[tuple[int, float]] = matched.items()
+                e_items: Iterable[tuple[int, float]] = entries.items()
+            elif len(matched) > len(variants):  # a common feature: look up the few candidates instead
+                v_items = ((v, matched[v]) for v in variants if v in matched)
+                e_items = ((e, entries[e]) for e in allowed if e in entries)
+            else:
+                v_items = ((v, mw) for v, mw in matched.items() if owner[v] in allowed)
+                e_items = ((e, mw) for e, mw in entries.items() if e in allowed)
+            for v, mw in v_items:
+                by_variant[v] = by_variant.get(v, 0.0) + mw
+            for e, mw in e_items:
+                by_entry[e] = by_entry.get(e, 0.0) + mw
         return mass, by_variant, by_entry
 
-    def _score_window(self, acc: tuple[float, list[float], list[float]], best: dict[int, float], total: float) -> None:
+    def _score_window(self, acc: _Acc, best: dict[int, float], total: float) -> None:
         """Score one window from its accumulated weights; keep each entry's best score in best.
 
         score = (1 - COVER) * Dice(window, closest variant) + COVER * (entry's share of the window),
         times (window weight / message weight) ** PART when the window is only part of the message.
         """
         mass, by_variant, by_entry = acc
-        dice = [2.0 * m / (mass + w) for m, w in zip(by_variant, self._variant_mass_smoothed)]
         part = min(1.0, mass / total) ** self.PART if total > 0 else 1.0
-        for e, (start, end) in enumerate(self._entry_ranges):
-            if by_entry[e] > 0.0:
-                cover = by_entry[e] / (mass + self.COVER_SMOOTH)
-                s = part * ((1.0 - self.COVER) * max(dice[start:end]) + self.COVER * cover)
-                if s > best.get(e, 0.0):
-                    best[e] = s
+        smoothed = self._variant_mass_smoothed
+        for e, matched in by_entry.items():
+            if matched <= 0.0:
+                continue
+            start, end = self._entry_ranges[e]
+            dice = max(2.0 * by_variant.get(v, 0.0) / (mass + smoothed[v]) for v in range(start, end))
+            cover = matched / (mass + self.COVER_SMOOTH)
+            s = part * ((1.0 - self.COVER) * dice + self.COVER * cover)
+            if s > best.get(e, 0.0):
+                best[e] = s
 
-    def scores(self, text: str) -> dict[int, float]:
+    def scores(self, text: str, only: Iterable[int] | None = None) -> dict[int, float]:
         """Best score per entry index over the windows: each clause, each pair of adjacent clauses
-        and the whole message (entries with no overlap at all are absent)."""
+        and the whole message (entries with no overlap at all are absent). `only`: score just these
+        entries (the candidates the meaning index found)."""
+        allowed = frozenset(only) if only is not None else None
         clauses = self._clauses(text[-self.MAX_CHARS :])
-        accs = [self._accumulate(c) for c in clauses]
+        accs = [self._accumulate(c, allowed) for c in clauses]
         n = len(clauses)
         for i in range(n - 1):  # pairs: add the two clauses, count features they share once
             (ma, va, ea), (mb, vb, eb) = accs[i], accs[i + 1]
-            ms, vs, es = self._accumulate(set(clauses[i]).intersection(clauses[i + 1]))
-            accs.append((ma + mb - ms, [x + y - z for x, y, z in zip(va, vb, vs)], [x + y - z for x, y, z in zip(ea, eb, es)]))
+            ms, vs, es = self._accumulate(set(clauses[i]).intersection(clauses[i + 1]), allowed)
+            accs.append((ma + mb - ms, _merge(va, vb, vs), _merge(ea, eb, es)))
         if n > 2:
-            accs.append(self._accumulate(dict.fromkeys(f for c in clauses for f in c)))
+            accs.append(self._accumulate(dict.fromkeys(f for c in clauses for f in c), allowed))
         total = accs[-1][0] if n > 1 else 0.0
         best: dict[int, float] = {}
         for index, acc in enumerate(accs):
@@ -547,6 +567,19 @@ class FaqMatcher:
             score=round(min(score, 1.0), 4),
             candidate=candidate,
         )
+
+
+_Acc = tuple[float, dict[int, float], dict[int, float]]
+
+
+def _merge(a: dict[int, float], b: dict[int, float], shared: dict[int, float]) -> dict[int, float]:
+    """a + b - shared, key by key (the weights of two adjacent clauses, shared features once)."""
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = out.get(k, 0.0) + v
+    for k, v in shared.items():
+        out[k] = out.get(k, 0.0) - v
+    return out
 
 
 def _units(text: str) -> list[str]:

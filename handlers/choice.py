@@ -1,7 +1,8 @@
 """The buyer picks one of the offered "您是不是想问" entries: a button, or a reply of 1/2/3.
 
 The offer lives in the session (`offered`: FAQ ids, best first). Anything else than a pick clears
-the offer and lets the other handlers read the message as usual.
+the offer and lets the other handlers read the message as usual. A pick is answered while the chat
+waits in the queue (a message left off hours), but never once an agent has the chat.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class Choice:
         self.entries = entries
 
     def handle(self, ctx: Context) -> Result | None:
-        if ctx.inbound.kind != Kind.TEXT or not ctx.session.offered:
+        if ctx.inbound.kind != Kind.TEXT or not ctx.session.offered or ctx.session.state is State.WITH_AGENT:
             return None
         offered = [self.entries[i] for i in ctx.session.offered.split(",") if i in self.entries]
         picked = _pick(ctx.inbound.text, offered, ctx.locale)

@@ -19,7 +19,7 @@ from bot.reasons import MESSAGE
 from bot.router import Context
 from bot.store import stamp
 from bot.textnorm import to_traditional
-from bot.types import Effect, Reply, Result, State
+from bot.types import Effect, Reply, Result, Session, State
 from bot.understanding import Understanding
 
 
@@ -44,20 +44,29 @@ class FaqAnswer:
             session = ctx.session.evolve(state=state, miss_count=0, last_intent=reading.answer.id, offered="")
             reply = Reply(text=reading.answer.answer_for(ctx.locale), phrase=f"faq:{reading.answer.id}")
             return Result(replies=(reply,), session=session, intent=reading.answer.id, meta=meta)
+        left = self.route is not None and self.clock is not None and not self.clock.is_open(ctx.now)
         if reading.suggestions:
             name = ctx.session.customer_name or ""
             buttons = tuple((label_for(e, ctx.locale), str(n)) for n, e in enumerate(reading.suggestions, 1))
             reply = Reply(self.phrasebook.text("system.did_you_mean", ctx.locale, name=name),
                           phrase="system.did_you_mean", buttons=buttons)
             session = ctx.session.evolve(state=state, offered=",".join(e.id for e in reading.suggestions))
-            return Result(replies=(reply,), session=session, intent=None, meta=meta)
+            if not left:
+                return Result(replies=(reply,), session=session, intent=None, meta=meta)
+            # Off hours the offer may answer it, and the message is also left for the staff.
+            return self._leave_message(ctx, session, meta, (reply,))
+        if left:
+            return self._leave_message(ctx, ctx.session.evolve(state=state, offered=""), meta, ())
         return self.miss(ctx, state, meta)
 
+    def _leave_message(self, ctx: Context, session: Session, meta: dict[str, object], replies: tuple[Reply, ...]) -> Result:
+        """Off hours: the message waits in its group's queue for the first agent in (acknowledged after the commit)."""
+        assert self.route is not None
+        session = session.evolve(miss_count=0, last_intent=None, message_ack=stamp(ctx.now))
+        return Result(replies=replies, session=session, meta=meta, intent=None,
+                      effects=(Effect("handoff", group=self.route(MESSAGE), reason=MESSAGE),))
+
     def miss(self, ctx: Context, state: State, meta: dict[str, object]) -> Result:
-        if self.route is not None and self.clock is not None and not self.clock.is_open(ctx.now):
-            session = ctx.session.evolve(state=state, miss_count=0, last_intent=None, offered="", message_ack=stamp(ctx.now))
-            return Result(session=session, meta=meta, intent=None,
-                          effects=(Effect("handoff", group=self.route(MESSAGE), reason=MESSAGE),))
         misses = ctx.session.miss_count + 1
         effects: tuple[Effect, ...] = ()
         if misses < self.miss_limit:

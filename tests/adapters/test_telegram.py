@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bot.faq import load_faq_files
 from bot.phrasebook import Phrasebook
 from tests.conftest import ROOT, Clock
 from tests.desk_client import agent, handoff_sections
@@ -279,3 +280,23 @@ async def test_any_json_gets_200_or_400_never_500(start_bot, fake, http, redis_c
     assert texts == ["\ufffd lone"]
     conversations = {k.split("{", 1)[1].split("}", 1)[0] async for k in redis_client.scan_iter(match=f"{prefix}conv:*")}
     assert conversations == {"telegram:1001"}
+
+
+# ---- "did you mean" (bot/understanding.py): inline buttons on Telegram ----
+UNSURE = "衣服洗完会不会变小"  # the demo FAQ has washing, fit and fabric entries: the bot asks which
+DEMO_FAQ = {e.id: e for e in load_faq_files([ROOT / "phrasebook" / "faq" / "demo-shop.toml"])}
+
+
+async def test_telegram_gets_inline_buttons_for_did_you_mean(start_bot, fake, http):
+    bot = await start_bot(**telegram_sections(fake))
+    assert (await post(http, bot, update(1, "你好"))).status == 200
+    await fake.wait_sent(1)
+    assert (await post(http, bot, update(2, UNSURE))).status == 200
+    offer = (await fake.wait_sent(2))[1]
+    keyboard = offer["reply_markup"]["inline_keyboard"]
+    assert offer["text"].startswith(PHRASES.text("system.did_you_mean", "zh-CN"))
+    choices = [row[0]["callback_data"] for row in keyboard]
+    labels = [row[0]["text"] for row in keyboard]
+    pick = labels.index(DEMO_FAQ["washing"].questions[0])
+    assert (await post(http, bot, update(3, callback=choices[pick]))).status == 200
+    assert (await fake.wait_sent(3))[2]["text"] == DEMO_FAQ["washing"].answer

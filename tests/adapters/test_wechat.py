@@ -23,6 +23,7 @@ from wechatpy.crypto import WeChatCrypto
 from adapters.wechat import MAX_BODY, WeChatAdapter, sign
 from bot.config import WeChatChannel
 from bot.delivery import Deliverer, DeliveryError
+from bot.faq import load_faq_files
 from bot.phrasebook import Phrasebook
 from bot.store import Store, WeChatTokens
 from bot.types import Inbound, Kind, Outcome, Sender, TranscriptEntry
@@ -521,3 +522,23 @@ async def test_a_refused_secret_disables_api_sends_with_one_line_naming_the_key(
     lines = [r.getMessage() for r in caplog.records if "channels.wechat.app_secret" in r.getMessage()]
     assert len(lines) == 1 and "disabled" in lines[0] and wx.adapter.health.state == "disabled"
     assert len(fake.tokens) == 0  # asked once, then no more calls until the config is fixed
+
+
+# ---- "did you mean" (bot/understanding.py): a numbered list on WeChat ----
+UNSURE = "衣服洗完会不会变小"  # the demo FAQ has washing, fit and fabric entries: the bot asks which
+DEMO_FAQ = {e.id: e for e in load_faq_files([ROOT / "phrasebook" / "faq" / "demo-shop.toml"])}
+
+
+async def test_wechat_gets_a_numbered_list_and_a_reply_of_a_number_picks(make_wechat):
+    wx = await make_wechat()
+    openid = new_openid()
+    await wx.platform.post(text_xml(openid, "你好", new_msg_id(), wx.platform.now()))
+    status, body = await wx.platform.post(text_xml(openid, UNSURE, new_msg_id(), wx.platform.now()))
+    content = wx.platform.reply(body, "plain")["Content"]
+    lines = content.splitlines()
+    assert lines[0] == PHRASES.text("system.did_you_mean", "zh-CN")
+    numbered = [line for line in lines if line[:1].isdigit()]
+    assert 1 <= len(numbered) <= 3 and numbered[0].startswith("1")
+    pick = next(line for line in numbered if DEMO_FAQ["washing"].questions[0] in line)
+    status, body = await wx.platform.post(text_xml(openid, pick[0], new_msg_id(), wx.platform.now()))
+    assert status == 200 and wx.platform.reply(body, "plain")["Content"] == DEMO_FAQ["washing"].answer

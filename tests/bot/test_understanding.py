@@ -10,7 +10,8 @@ import pytest
 from bot.encoder import DIM, Encoder
 from bot.evaluation import load_cases, score
 from bot.faq import load_faq_files
-from bot.understanding import IntentBook, Understanding
+from bot.intents import IntentBook
+from bot.understanding import Understanding
 from tests.conftest import ROOT
 
 DEMO = ROOT / "phrasebook" / "faq" / "demo-shop.toml"
