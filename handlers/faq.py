@@ -39,7 +39,8 @@ class FaqAnswer:
             return None
         reading = self.understanding.read(ctx.inbound.text)
         state = State.BOT if ctx.session.state is State.NEW else ctx.session.state
-        meta = {"score": round(reading.score, 3), "decision": reading.decision}
+        meta: dict[str, object] = {"score": round(reading.score, 3), "decision": reading.decision,
+                                   "suggestions": [e.id for e in reading.suggestions]}
         if reading.answer is not None:
             session = ctx.session.evolve(state=state, miss_count=0, last_intent=reading.answer.id, offered="")
             reply = Reply(text=reading.answer.answer_for(ctx.locale), phrase=f"faq:{reading.answer.id}")
