@@ -32,7 +32,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -216,11 +215,6 @@ async def wechat_load(url: str, buyers: int, messages: int) -> float:
         return buyers * messages / (time.perf_counter() - start)
 
 
-async def median_of(repeat: int, run: Callable[[], Awaitable[float]]) -> tuple[float, list[float]]:
-    runs = [await run() for _ in range(repeat)]
-    return statistics.median(runs), runs
-
-
 def show(name: str, figures: list[float]) -> str:
     return f"{name}: median {statistics.median(figures):,.0f}/s  (runs: {', '.join(f'{f:,.0f}' for f in figures)})"
 
@@ -238,22 +232,29 @@ async def main() -> None:
     print(f"Redis: {'embedded redis-server (unix socket)' if server else url}; Python {sys.version.split()[0]}; "
           f"{os.cpu_count()} cores; {args.sockets} sockets x {args.messages} messages; median of {args.repeat}")
     try:
-        n, m, r = args.sockets, args.messages, args.repeat
-        async with bare("bare") as ceiling:
-            ws_bare, ws_bare_runs = await median_of(r, lambda: _rate(widget_load([ceiling.url], n, m)))
-            wx_bare, wx_bare_runs = await median_of(r, lambda: wechat_load(ceiling.url, n, m))
-        async with bot(folder, url, prefix) as one:
-            ws_bot, ws_bot_runs = await median_of(r, lambda: _rate(widget_load([one.url], n, m)))
-            wx_bot, wx_bot_runs = await median_of(r, lambda: wechat_load(one.url, n, m))
-            half = ws_bot / 2
-            _, latencies = await widget_load([one.url], n, m, rate=half)
+        n, m = args.sockets, args.messages
+        figures: dict[str, list[float]] = {k: [] for k in ("ws_bare", "ws_bot", "wx_bare", "wx_bot", "ws_two")}
+        # Each repetition measures a ceiling and its path back to back, so a ratio compares figures
+        # taken under the same conditions (the machine may be shared); the median is of the ratios.
+        async with bare("bare") as ceiling, bot(folder, url, prefix) as one:
+            for _ in range(args.repeat):
+                figures["ws_bare"].append((await widget_load([ceiling.url], n, m))[0])
+                figures["ws_bot"].append((await widget_load([one.url], n, m))[0])
+                figures["wx_bare"].append(await wechat_load(ceiling.url, n, m))
+                figures["wx_bot"].append(await wechat_load(one.url, n, m))
             async with bot(folder, url, prefix) as two:
-                ws_two, ws_two_runs = await median_of(r, lambda: _rate(widget_load([one.url, two.url], n, m)))
-        print(show("bare aiohttp WebSocket        ", ws_bare_runs))
-        print(show("widget path (Xiaoer)          ", ws_bot_runs) + f"   ratio {ws_bot / ws_bare:.3f}")
-        print(show("bare aiohttp + wechatpy       ", wx_bare_runs))
-        print(show("WeChat passive path (Xiaoer)  ", wx_bot_runs) + f"   ratio {wx_bot / wx_bare:.3f}")
-        print(show("widget path, two processes    ", ws_two_runs) + f"   {ws_two / ws_bot:.2f}x one process")
+                for _ in range(args.repeat):
+                    figures["ws_two"].append((await widget_load([one.url, two.url], n, m))[0])
+            half = statistics.median(figures["ws_bot"]) / 2
+            _, latencies = await widget_load([one.url], n, m, rate=half)
+        f = figures
+        ratio = lambda a, b: statistics.median(x / y for x, y in zip(f[a], f[b]))  # noqa: E731
+        print(show("bare aiohttp WebSocket        ", f["ws_bare"]))
+        print(show("widget path (Xiaoer)          ", f["ws_bot"]) + f"   ratio {ratio('ws_bot', 'ws_bare'):.3f}")
+        print(show("bare aiohttp + wechatpy       ", f["wx_bare"]))
+        print(show("WeChat passive path (Xiaoer)  ", f["wx_bot"]) + f"   ratio {ratio('wx_bot', 'wx_bare'):.3f}")
+        print(show("widget path, two processes    ", f["ws_two"]) +
+              f"   {statistics.median(f['ws_two']) / statistics.median(f['ws_bot']):.2f}x one process")
         ms = [v * 1000 for v in latencies]
         print(f"busy answers (resent): {BUSY[0]}")
         print(f"widget path at half of peak ({half:,.0f} msg/s open loop, {len(ms)} messages): "
@@ -268,10 +269,6 @@ async def main() -> None:
         client.close()
         if server:
             server.stop()
-
-
-async def _rate(run: Awaitable[tuple[float, list[float]]]) -> float:
-    return (await run)[0]
 
 
 if __name__ == "__main__":
