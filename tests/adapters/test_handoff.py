@@ -69,7 +69,7 @@ async def test_misses_escalate_to_the_default_group(start_bot, http, desks, redi
     desk = desks(bot.url)
     await desk.connect("alice")
     client = await buyer(http, bot.url)
-    await client.ask("明天北京下雨吗")
+    await client.ask("你是男生还是女生")
     frames, _ = await client.ask("你们老板帅不帅")
     assert frames[0]["text"] == PHRASES.text("system.handoff_misses", "zh-CN")
     assert (await desk.expect("assigned"))["conversation"]["reason"] == "misses"

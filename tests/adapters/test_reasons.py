@@ -17,7 +17,7 @@ EVERYONE = ["presales", "aftersales", "reviews"]
 # (what the buyer writes, the reason, the flag); "misses" takes two unanswerable messages
 CASES = [
     (["我要转人工"], "request", None),
-    (["明天北京下雨吗", "你们老板帅不帅"], "misses", None),
+    (["你是男生还是女生", "你们老板帅不帅"], "misses", None),
     (["衣服质量太差了，开线了"], "product", "dispute"),
     (["快递丢了，一直没到"], "logistics", "dispute"),
     (["你们客服态度太差了"], "service", "complaint"),
