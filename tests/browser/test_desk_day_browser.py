@@ -12,11 +12,13 @@ PHRASES = Phrasebook.load(ROOT / "phrasebook")
 
 
 async def served(browser, url: str, errors: list[str]):
-    """Alice's desk and a buyer whose request for a human she has been given."""
-    desk = await desk_page(browser, url, "alice", errors)
+    """Alice's desk and a buyer whose request for a human she has been given (the new chat raised a
+    desktop notification)."""
+    desk = await desk_page(browser, url, "alice", errors, permissions=["notifications"])
     shop = await shop_page(browser, url, errors)
     await say(shop, "转人工")
     await desk.locator("#chats [data-chat]").first.wait_for()
+    await desk.wait_for_function("window.__notifications.some(n => n.title.startsWith('新会话：访客 '))")
     return desk, shop
 
 
