@@ -355,7 +355,9 @@ class _DeskSocket:
             service, coach = self.desk.service, self.desk.coach
             bargaining = coach.is_bargaining(await service.recent_buyer_texts(cid))
             session = await service.store.load_session(cid, "")
-            warnings = coach.check(text, self.desk.config.shop.locale, bargaining, session.customer_name or "", self.desk.config.shop.name)
+            # by meaning, the check embeds the reply: off the event loop
+            warnings = await asyncio.to_thread(coach.check, text, self.desk.config.shop.locale, bargaining,
+                                               session.customer_name or "", self.desk.config.shop.name)
             if warnings:
                 await self.send({"type": "coach", "conversation": cid, "text": text, "warnings": [w.to_json() for w in warnings]})
                 return
