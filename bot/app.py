@@ -136,7 +136,8 @@ class Xiaoer:
         desk = self.desk = Desk(cfg, self.handoff, Coach(phrasebook, understanding.embed), self.engine.submit, self.hub.listen)
         desk.files = self.files
         desk.mount(self.app)
-        self.pages = SupervisorPages(cfg, self.store, desk.agent_of, self.clock, self.answers, reload=self.reload)
+        self.pages = SupervisorPages(cfg, self.store, desk.agent_of, self.clock, self.answers, reload=self.reload,
+                                     embed=lambda: self.understanding.embed if self.understanding else None)
         self.pages.mount(self.app)
         senders = {}
         if cfg.channels.telegram.enabled:

@@ -25,7 +25,7 @@ from bot.textnorm import normalise
 
 Embed = Callable[[list[str]], Any]  # (n, d) array-like of L2-normalised rows
 SIMILAR = 0.55        # cosine to a group's centre to join it (bigram vectors)
-SIMILAR_EMBED = 0.75  # the same with sentence embeddings
+SIMILAR_EMBED = 0.68  # the same with sentence embeddings (paraphrases score 0.7-0.95, other questions < 0.6)
 MAX_TEXTS = 1000      # newest unanswered messages considered per request
 MAX_EXAMPLES = 8
 

@@ -215,7 +215,8 @@ async def test_faq_gaps_group_unanswered_questions_with_the_agents_answers(start
     bot = await start_bot(**handoff_sections(agent("alice", ["presales"]), supervisor("sam")))
     alice = desks(bot.url)
     await alice.connect("alice")
-    for text in ("什么时候发货", "猫粮是进口的吗", "有实体店吗", "有实体店吗"):
+    # near-duplicates by meaning, not by characters: 产地 and 进口 share nothing but the product
+    for text in ("什么时候发货", "猫粮是进口的吗", "这款猫粮产地是哪里", "有实体店吗", "有实体店吗"):
         await (await buyer(http, bot.url)).ask(text)
     asked = await buyer(http, bot.url)
     await asked.ask("你们有实体店吗")
@@ -230,8 +231,8 @@ async def test_faq_gaps_group_unanswered_questions_with_the_agents_answers(start
         await sam.close()
     assert status == 200
     gaps = body["gaps"]
-    assert [g["count"] for g in gaps] == [3, 1]
+    assert [g["count"] for g in gaps] == [3, 2]
     assert gaps[0]["examples"] == ["有实体店吗", "你们有实体店吗"] and gaps[0]["answers"] == ["亲，我们暂时只在网上销售哦😊"]
-    assert gaps[1]["examples"] == ["猫粮是进口的吗"] and gaps[1]["answers"] == []
+    assert sorted(gaps[1]["examples"]) == ["猫粮是进口的吗", "这款猫粮产地是哪里"] and gaps[1]["answers"] == []
     assert 'questions = ["有实体店吗", "你们有实体店吗"]' in gaps[0]["draft"]
     assert all("发货" not in e for g in gaps for e in g["examples"])  # answered by the FAQ: not a gap
