@@ -6,12 +6,15 @@ committed to a Redis stream (with the transcript where it is part of a turn), so
 API after the commit loses nothing. Every process reads the stream in one consumer group: each entry
 goes to one process and is acknowledged after the platform accepted it.
 
-Order: a process delivers the entries of one conversation one after the other; when the platform
-fails (5xx, 429, unreachable) the entry is retried here with backoff and the conversation's later
-entries wait behind it, while other conversations go on. The entries a process holds are renewed in
-the stream while they wait, so no other process takes them over; when the process dies they are
-taken over (XAUTOCLAIM) after 30 s. Permanent refusals (WeChat's 48-hour window, a blocked bot) and
-entries that could not be delivered for `give_up_after` seconds are reported to the desk.
+Order: one process at a time delivers a conversation (a lease in Redis); a process that reads an
+entry of a conversation another process is delivering hands the entry over to it, and that process
+finds it among its pending entries. A process delivers a conversation's entries one after the
+other; when the platform fails (5xx, 429, unreachable) the entry is retried here with backoff and the
+conversation's later entries wait behind it, while other conversations go on. The entries and leases
+a process holds are renewed while they wait, so no other process takes them over; when the process
+dies they are taken over (XAUTOCLAIM, in stream order) after 30 s. Permanent refusals (WeChat's
+48-hour window, a blocked bot) and entries that could not be delivered for `give_up_after` seconds
+are reported to the desk.
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ BACKOFF_FIRST = 0.5            # seconds before the first retry; doubles up to B
 BACKOFF_MAX = 30.0
 GIVE_UP_AFTER = 6 * 3600.0     # a message not delivered for this long is reported instead
 MAX_HELD = 2000                # entries read but not yet delivered; reading pauses above this
-RENEW_EVERY = 10.0             # renew held entries well within the 30 s takeover idle time
+RENEW_EVERY = 10.0             # renew held entries and leases well within the 30 s takeover time
+LEASE_MS = 30000               # a conversation's delivery lease
+HANDED_EVERY = 0.2             # how often to look for entries other processes handed over
 
 
 class DeliveryError(Exception):
@@ -65,6 +70,13 @@ class _Held:
     message: dict[str, Any]
     since: float
     attempts: int = 0
+    sending: bool = False      # at the head of its queue and being delivered
+    adopted: bool = False      # older entries handed over for its conversation were looked for
+
+    @property
+    def order(self) -> tuple[int, int]:
+        ms, _, seq = self.entry_id.partition("-")
+        return int(ms), int(seq or 0)
 
 
 class Deliverer:
@@ -81,6 +93,7 @@ class Deliverer:
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._held: set[str] = set()
         self._renewed = clock()
+        self._looked = 0.0
         self._stopping = asyncio.Event()
         self._loop = BackgroundLoop("xiaoer-delivery", lambda: self.round(block_ms=500), interval=0.02,
                                     expected=store.transient)
@@ -113,20 +126,40 @@ class Deliverer:
         room = MAX_HELD - len(self._held)
         if room <= 0:
             return 0
+        rows = []
+        if self.clock() - self._looked >= HANDED_EVERY:
+            self._looked = self.clock()
+            rows = await self.store.outbox_mine(self.consumer, self._held, count=min(100, room))
+        if not rows:
+            rows = await self.store.outbox_read(self.consumer, count=min(100, room), block_ms=block_ms)
         read = 0
-        for entry_id, fields in await self.store.outbox_read(self.consumer, count=min(100, room), block_ms=block_ms):
-            if entry_id in self._held:
-                continue  # already queued here (our own claim came back)
-            item = self._parse(entry_id, fields)
-            if item is None:
-                await self.store.outbox_ack(entry_id)
-                continue
-            self._held.add(entry_id)
-            self._chats.setdefault(item.conversation, deque()).append(item)
-            if item.conversation not in self._workers:
-                self._workers[item.conversation] = asyncio.create_task(self._work(item.conversation))
-            read += 1
+        for entry_id, fields in rows:
+            read += await self._take(entry_id, fields)
         return read
+
+    async def _take(self, entry_id: str, fields: dict[str, str]) -> int:
+        """Queue one entry in its conversation (in stream order), or hand it to the process that
+        delivers that conversation. 1 when queued here."""
+        if entry_id in self._held:
+            return 0  # already queued here (our own claim came back)
+        item = self._parse(entry_id, fields)
+        if item is None:
+            await self.store.outbox_ack(entry_id)
+            return 0
+        if item.conversation not in self._chats:
+            owner = await self.store.outbox_lease(item.conversation, self.consumer, LEASE_MS)
+            if owner != self.consumer:
+                await self.store.outbox_hand_over(entry_id, owner)  # keeps the conversation in order
+                return 0
+        self._held.add(entry_id)
+        queue = self._chats.setdefault(item.conversation, deque())
+        at = len(queue)
+        while at > 0 and queue[at - 1].order > item.order and not queue[at - 1].sending:
+            at -= 1
+        queue.insert(at, item)
+        if item.conversation not in self._workers:
+            self._workers[item.conversation] = asyncio.create_task(self._work(item.conversation))
+        return 1
 
     def _parse(self, entry_id: str, fields: dict[str, str]) -> _Held | None:
         channel, cid = fields.get("channel", ""), fields.get("conversation", "")
@@ -143,19 +176,35 @@ class Deliverer:
         return _Held(entry_id, channel, cid, message, self.clock())
 
     async def _work(self, cid: str) -> None:
-        """Deliver one conversation's entries in order, each until it is accepted or given up."""
+        """Deliver one conversation's entries in order, each until it is accepted or given up. The
+        lease is not given back: it runs out LEASE_MS after the last renewal, and until then entries
+        of this conversation that other processes read are handed over here, so none overtakes another."""
         queue = self._chats[cid]
         try:
             while queue and not self._stopping.is_set():
                 item = queue[0]
+                if not item.adopted:  # another process may have handed over an older one meanwhile
+                    item.adopted = True
+                    await self._adopt(item.entry_id)
+                    continue
+                item.sending = True
                 if not await self._deliver(item):
                     return  # stopping: the rest stays pending for takeover
                 queue.popleft()
                 self._held.discard(item.entry_id)
         finally:
-            if not queue or self._stopping.is_set():
-                self._chats.pop(cid, None)
-                self._workers.pop(cid, None)
+            self._chats.pop(cid, None)
+            self._workers.pop(cid, None)
+            for left in queue:  # not delivered (stopping): pending here, found again or taken over
+                self._held.discard(left.entry_id)
+
+    async def _adopt(self, before: str) -> None:
+        """Queue the entries handed over to this process up to `before`, so none is overtaken."""
+        try:
+            for entry_id, fields in await self.store.outbox_mine(self.consumer, self._held, count=50, before=before):
+                await self._take(entry_id, fields)
+        except Exception as exc:  # Redis away: deliver what we have; the rest is found later
+            log.warning("looking for handed-over outbox entries failed (%s)", type(exc).__name__)
 
     async def _deliver(self, item: _Held) -> bool:
         """True when the entry is done (delivered, refused or given up); False when stopping."""
@@ -220,5 +269,6 @@ class Deliverer:
         if self._held:
             try:
                 await self.store.outbox_renew(self.consumer, sorted(self._held))
+                await self.store.outbox_lease_renew(list(self._chats), self.consumer, LEASE_MS)
             except Exception as exc:
                 log.warning("renewing held outbox entries failed (%s)", type(exc).__name__)

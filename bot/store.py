@@ -175,6 +175,7 @@ class Store:
         self.drain_samples: list[list[Any]] = []  # set by drain() before it returns (no await in between)
         self._drain = client.register_script(_script("drain"))
         self._claim_timers = client.register_script((_LUA / "timers.lua").read_text())
+        self._extend_lease = client.register_script(_EXTEND_LOCK)
         self._reserve_attempt = client.register_script(_RESERVE_ATTEMPT)
         self._release_attempt = client.register_script(_RELEASE_ATTEMPT)
         self._presence = client.register_script(_PRESENCE)
@@ -552,6 +553,36 @@ class Store:
         for i in range(0, len(entry_ids), 500):
             await self.redis.xclaim(self.outbox_key, group, consumer, min_idle_time=0,
                                     message_ids=list(entry_ids[i:i + 500]), justid=True)
+
+    async def outbox_lease(self, conversation_id: str, consumer: str, ttl_ms: int) -> str:
+        """Who delivers this conversation's outbox entries now (one consumer at a time keeps them in
+        order): this consumer when the lease was free or already ours, else the holder."""
+        key = self._conv(conversation_id, "outbox-lease")
+        for _ in range(2):
+            if await self.redis.set(key, consumer, nx=True, px=ttl_ms):
+                return consumer
+            owner = await self.redis.get(key)
+            if owner:
+                return owner
+        return consumer
+
+    async def outbox_lease_renew(self, conversation_ids: Sequence[str], consumer: str, ttl_ms: int) -> None:
+        for cid in conversation_ids:
+            await self._extend_lease(keys=[self._conv(cid, "outbox-lease")], args=[consumer, ttl_ms])
+
+    async def outbox_hand_over(self, entry_id: str, owner: str, group: str = "delivery") -> None:
+        """Give an entry to the consumer that delivers its conversation (it finds it in its pending list)."""
+        await self.redis.xclaim(self.outbox_key, group, owner, min_idle_time=0, message_ids=[entry_id], justid=True)
+
+    async def outbox_mine(self, consumer: str, known: set[str], count: int = 100, before: str = "+",
+                          group: str = "delivery") -> list[tuple[str, dict[str, str]]]:
+        """Entries pending for this consumer (up to id `before`) that it does not hold yet: handed over by another."""
+        rows = await self.redis.xpending_range(self.outbox_key, group, min="-", max=before, count=count + len(known), consumername=consumer)
+        ids = [r["message_id"] for r in rows if r["message_id"] not in known][:count]
+        if not ids:
+            return []
+        claimed = await self.redis.xclaim(self.outbox_key, group, consumer, min_idle_time=0, message_ids=ids)
+        return [(i, f) for i, f in claimed if f]
 
     async def outbox_add(self, channel: str, conversation_id: str, messages: Sequence[dict[str, Any]]) -> None:
         """Queue messages for delivery by a channel's API outside a turn (e.g. a WeChat reply that

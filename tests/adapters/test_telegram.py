@@ -300,3 +300,18 @@ async def test_telegram_gets_inline_buttons_for_did_you_mean(start_bot, fake, ht
     pick = labels.index(DEMO_FAQ["washing"].questions[0])
     assert (await post(http, bot, update(3, callback=choices[pick]))).status == 200
     assert (await fake.wait_sent(3))[2]["text"] == DEMO_FAQ["washing"].answer
+
+
+async def test_two_processes_deliver_one_chat_in_order_while_the_api_fails(start_bot, fake, http):
+    first, second = await start_bot(**telegram_sections(fake)), await start_bot(**telegram_sections(fake))
+    assert await first.telegram.connected() and await second.telegram.connected()
+    fake.fail_status = [500, 429, 500]
+    texts = ["你好", "什么时候发货", "怎么退货", "包邮吗", "有发票吗", "在吗"]
+    for i, text in enumerate(texts, start=1):  # Telegram's updates land on either process
+        assert (await post(http, (first, second)[i % 2], update(i, text))).status == 200
+    expected = await bot_texts(first)
+    assert len(expected) >= len(texts)
+    sent = await fake.wait_sent(len(expected), timeout=30)
+    assert [m["text"] for m in sent] == expected
+    await asyncio.sleep(0.5)
+    assert len(fake.sent) == len(expected)
