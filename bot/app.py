@@ -133,7 +133,7 @@ class Xiaoer:
                 agent_name=self.handoff.display, typing=self.handoff.buyer_typing, notice=self._phrase,
                 files=self.files,
             ).mount(self.app)
-        desk = self.desk = Desk(cfg, self.handoff, Coach(phrasebook, understanding.embed), self.engine.submit, self.hub.listen)
+        desk = self.desk = Desk(cfg, self.handoff, Coach(phrasebook, understanding.classifier), self.engine.submit, self.hub.listen)
         desk.files = self.files
         desk.mount(self.app)
         self.pages = SupervisorPages(cfg, self.store, desk.agent_of, self.clock, self.answers, reload=self.reload,
@@ -191,7 +191,7 @@ class Xiaoer:
         self.handoff.config = self.desk.config = self.pages.config = cfg
         self.handoff.phrasebook = self.handoff.followups.phrasebook = content.phrasebook
         self.handoff.followups.config = cfg
-        self.desk.coach = Coach(content.phrasebook, content.understanding.embed)  # coaching by meaning too
+        self.desk.coach = Coach(content.phrasebook, content.understanding.classifier)  # coaching by meaning too
         log.info("reloaded: %d FAQ entries, %d agents%s", len(content.understanding.entries), len(cfg.agents),
                  f"; restart to apply changes in {', '.join(content.needs_restart)}" if content.needs_restart else "")
         if broadcast:

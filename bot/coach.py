@@ -11,14 +11,15 @@ phrasebook, and `coach_good`), so "没办法，就这个价" is a refusal with n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from bot.intents import Classifier
 from bot.phrasebook import BASE_LOCALES, Phrasebook
 from bot.textnorm import normalise
 
-Embed = Callable[[Sequence[str]], Any]  # texts -> an (n, d) array of unit rows (numpy)
+# labelled examples -> a nearest-example classifier (Understanding.classifier: the understanding module's)
+MakeClassifier = Callable[[Mapping[str, Sequence[str]]], Classifier]
 GOOD = "good"
 
 
@@ -52,9 +53,9 @@ class Thresholds:
 
 
 class Coach:
-    def __init__(self, phrasebook: Phrasebook, embed: Embed | None = None, thresholds: Thresholds = Thresholds()):
+    def __init__(self, phrasebook: Phrasebook, classifier: MakeClassifier | None = None, thresholds: Thresholds = Thresholds()):
         self.phrasebook = phrasebook
-        self.embed = embed
+        self.make_classifier = classifier
         self.thresholds = thresholds
         self._rules: dict[str, list[_Rule]] = {}
         examples: dict[str, list[str]] = {}
@@ -70,25 +71,19 @@ class Coach:
         self.examples = {rule: tuple(texts) for rule, texts in examples.items() if texts}
         self.good = tuple(_good_replies(phrasebook))
         self._bargaining = tuple(_compact(w) for w in phrasebook.keywords.get("bargaining", ()))
-        self._index: tuple[tuple[str, ...], Any] | None = None
+        self._model: Classifier | None = None
 
     def is_bargaining(self, buyer_texts: list[str]) -> bool:
         return any(w and w in _compact(t) for t in buyer_texts for w in self._bargaining)
 
     def meaning(self, reply: str) -> dict[str, float]:
         """The reply's closeness (cosine) to each kind's examples and to the good replies."""
-        if self.embed is None:
+        if self.make_classifier is None:
             return {}
-        if self._index is None:
-            labels = tuple(label for label, texts in (*self.examples.items(), (GOOD, self.good)) for _ in texts)
-            texts = [t for _, group in (*self.examples.items(), (GOOD, self.good)) for t in group]
-            self._index = labels, self.embed([normalise(t) or t for t in texts])
-        labels, matrix = self._index
-        sims = (matrix @ self.embed([normalise(reply) or reply])[0]).tolist()
-        best: dict[str, float] = {}
-        for label, s in zip(labels, sims):
-            best[label] = max(best.get(label, -1.0), s)
-        return best
+        if self._model is None:  # built on first use: the examples are embedded once
+            groups = {**self.examples, GOOD: self.good}
+            self._model = self.make_classifier({k: [normalise(t) or t for t in v] for k, v in groups.items()})
+        return self._model.similarities(normalise(reply) or reply)
 
     def check(self, reply: str, locale: str, bargaining: bool = False, name: str = "", shop: str = "") -> list[CoachWarning]:
         text = _compact(reply)
@@ -103,7 +98,7 @@ class Coach:
     def _by_meaning(self, reply: str) -> str | None:
         """The one kind this reply is by meaning, or None (a refusal while nobody bargains is fine:
         the caller only keeps kinds whose rule applies)."""
-        if self.embed is None or not self.examples or not reply.strip():
+        if self.make_classifier is None or not self.examples or not reply.strip():
             return None
         scores = self.meaning(reply)
         kind = max(self.examples, key=lambda n: scores.get(n, -1.0))

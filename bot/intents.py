@@ -81,8 +81,12 @@ class Classifier:
                 best[label] = s
         return best
 
+    def similarities(self, text: str) -> dict[str, float]:
+        """Best similarity per label for one text."""
+        return self.scores(self.encoder.encode([text]))
+
     def classify(self, text: str) -> Label:
-        best = self.scores(self.encoder.encode([text]))
+        best = self.similarities(text)
         if not best:
             return Label(None, 0.0)
         label, score = max(best.items(), key=lambda kv: kv[1])

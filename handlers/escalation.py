@@ -11,12 +11,9 @@ from collections.abc import Callable
 
 from bot.hours import ShopClock
 from bot.phrasebook import Phrasebook
-from bot.reasons import DISPUTES
 from bot.router import Context
 from bot.types import Effect, Kind, Reply, Result, State
 from bot.understanding import Understanding
-
-CLASSES = DISPUTES
 
 
 class Escalation:

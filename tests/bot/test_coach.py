@@ -9,6 +9,7 @@ import tomllib
 import pytest
 
 from bot.coach import Coach
+from bot.intents import Classifier
 from bot.phrasebook import Phrasebook
 from tests.conftest import ROOT
 
@@ -59,7 +60,8 @@ def test_the_held_out_replies_are_not_examples():
 def by_meaning() -> Coach:
     from bot.encoder import Encoder
 
-    return Coach(BOOK, Encoder().encode)
+    encoder = Encoder()
+    return Coach(BOOK, lambda examples: Classifier(encoder, examples))
 
 
 def test_held_out_replies_are_coached_by_meaning(by_meaning: Coach):
