@@ -38,6 +38,8 @@ from bot.textnorm import normalise
 __all__ = ["Reading", "Understanding"]
 
 CANDIDATES = 20  # entries scored lexically per message (on a larger FAQ the meaning index picks them)
+FULL_SCAN = 2000  # up to this many entries every question is compared with the message; beyond, ...
+POOL = 256        # ... only the questions of the entries whose gist (centroid) is closest
 _CLAUSES = re.compile(r"[，,。.！!？?；;：:\n~～、…]+|\s{2,}")
 _ANSWER_SPLIT = re.compile(r"[。；;!！?？~～,，]+")
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
@@ -73,17 +75,23 @@ class Understanding:
         intents: IntentBook | None = None,
         encoder: Encoder | None = None,
         thresholds: Thresholds = Thresholds(),
+        full_scan: int = FULL_SCAN,
+        pool: int = POOL,
     ) -> None:
         self.entries = tuple(entries)
         self.encoder = encoder or Encoder()
         self.thresholds = thresholds
+        self._full_scan, self._pool_size = full_scan, pool
         lexicon = lexicon if lexicon is not None else Lexicon.load(DEFAULT_LEXICON_PATH)
         self.lexical = FaqMatcher(self.entries, lexicon)
         self._answer_words = FaqMatcher(tuple(_answer_as_questions(e) for e in self.entries), lexicon)
-        questions = [(i, q) for i, e in enumerate(self.entries) for q in e.questions]
-        self._questions = self.encoder.encode_cached([q for _, q in questions])
-        self._owner = np.array([i for i, _ in questions], dtype=np.int64)
+        self._questions = self.encoder.encode_cached([q for e in self.entries for q in e.questions])
+        # questions are stored entry by entry (every entry has at least one): where each one begins
+        self._counts = np.array([len(e.questions) for e in self.entries], dtype=np.int64)
+        self._starts = np.cumsum(self._counts) - self._counts
         self._answers = self.encoder.encode_cached([e.answer for e in self.entries])
+        summed = np.add.reduceat(self._questions, self._starts, axis=0) if self.entries else self._answers
+        self._gists = _unit(summed + self._answers)  # an entry's gist: its questions and answer together
         self.intents = intents if intents is not None else IntentBook.load()
         self.handoffs: Mapping[str, str | None] = {i.name: i.handoff for i in self.intents.intents}
         self._intent_model = Classifier(self.encoder, {i.name: i.examples for i in self.intents.intents})
@@ -117,10 +125,10 @@ class Understanding:
             return Signals(True, empty, empty, empty, empty, empty, empty, {}, {}, False, False, False)
         clauses = [c for c in (normalise(p) for p in _CLAUSES.split(text) if p.strip()) if c]
         vectors = self.encoder.encode([norm] + (clauses if len(clauses) > 1 else []))
-        q_whole, q_clause = self._per_entry(vectors @ self._questions.T)
-        answers = vectors @ self._answers.T
-        a_whole = answers[0]
-        a_clause = answers[1:].max(axis=0) if len(vectors) > 1 else np.full(n, -1.0, dtype=np.float32)
+        pool = None
+        if n > self._full_scan:  # a large FAQ: compare the questions of the entries whose gist is closest
+            pool = np.argpartition(-(self._gists @ vectors[0]), min(self._pool_size, n - 1))[: self._pool_size]
+        q_whole, q_clause, a_whole, a_clause = self._meaning(vectors, pool)
         only = None if n <= CANDIDATES else np.argpartition(-np.maximum(q_whole, a_whole), CANDIDATES)[:CANDIDATES].tolist()
         return Signals(
             empty=False,
@@ -146,21 +154,43 @@ class Understanding:
             score=verdict.score, candidate=entry(verdict.top),
         )
 
-    def _per_entry(self, sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Question cosines -> per entry: best for the whole message (row 0), best for any clause."""
+    def _meaning(self, vectors: np.ndarray, pool: np.ndarray | None) -> list[np.ndarray]:
+        """Cosines per entry — best question for the whole message and for any clause, the answer
+        likewise — over every entry, or over a pool (the rest get -1).
+        Questions are stored entry by entry, so a segmented maximum takes each entry's best."""
         n = len(self.entries)
-        whole = np.full(n, -1.0, dtype=np.float32)
-        np.maximum.at(whole, self._owner, sims[0])
-        clause = np.full(n, -1.0, dtype=np.float32)
-        if len(sims) > 1:
-            np.maximum.at(clause, self._owner, sims[1:].max(axis=0))
-        return whole, clause
+        if pool is None:
+            questions, starts, answers = self._questions, self._starts, self._answers
+        else:
+            counts = self._counts[pool]
+            starts = np.cumsum(counts) - counts
+            rows = np.repeat(self._starts[pool] - starts, counts) + np.arange(int(counts.sum()))
+            questions, answers = self._questions[rows], self._answers[pool]
+        q_sims, a_sims = vectors @ questions.T, vectors @ answers.T
+        clauses = len(vectors) > 1
+        none = np.full(len(answers), -1.0, dtype=np.float32)
+        parts = [
+            np.maximum.reduceat(q_sims[0], starts),
+            np.maximum.reduceat(q_sims[1:].max(axis=0), starts) if clauses else none,
+            a_sims[0], a_sims[1:].max(axis=0) if clauses else none,
+        ]
+        if pool is None:
+            return parts
+        full = [np.full(n, -1.0, dtype=np.float32) for _ in parts]
+        for out, part in zip(full, parts):
+            out[pool] = part
+        return full
 
     def _lexical(self, matcher: FaqMatcher, text: str, only: list[int] | None) -> np.ndarray:
         out = np.zeros(len(self.entries), dtype=np.float32)
         for i, s in matcher.scores(text, only).items():
             out[i] = min(s, 1.0)
         return out
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return (rows / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
 def _answer_as_questions(entry: FaqEntry) -> FaqEntry:

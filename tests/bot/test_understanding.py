@@ -104,3 +104,19 @@ def test_held_out_figures_do_not_regress(understanding: Understanding) -> None:
     assert result.resolved_share >= 0.88, result
     assert result.wrong_share <= 0.015, result
     assert result.refused_share >= 0.95, result
+
+
+def test_a_large_faq_compares_only_the_entries_closest_in_gist(understanding: Understanding) -> None:
+    """Beyond `full_scan` entries only a pool chosen by each entry's gist is compared question by
+    question (the 10,000-entry speed); clear questions get the same reading as a full scan."""
+    pooled = Understanding(understanding.entries, full_scan=10, pool=12)
+    for text in ("什么时候发货", "可以退货吗 没拆封", "do you ship abroad?", "發票怎麼開", "衣服洗完会不会变小", "今天天气怎么样"):
+        full, part = understanding.read(text), pooled.read(text)
+        assert (part.decision, part.answer, part.suggestions) == (full.decision, full.answer, full.suggestions), text
+    signals = pooled.signals("什么时候发货")
+    assert (signals.question_whole == -1.0).sum() == len(understanding.entries) - 12  # the rest were never compared
+
+
+def test_an_empty_faq_refuses_without_error() -> None:
+    reading = Understanding([]).read("什么时候发货")
+    assert reading.decision == "refuse" and reading.answer is None and reading.suggestions == ()
