@@ -188,6 +188,9 @@ class _Socket:
         self.replies_in_ack = False  # the client asked for one frame per turn (docs/widget.md)
         self._unlisten: Callable[[], None] | None = None
         self._send_lock = asyncio.Lock()
+        # Events that arrive between subscribing and "ready" (a turn committed just before this
+        # socket opened): held, then sent after "ready" unless the history already holds them.
+        self._held: list[dict[str, Any]] | None = None
 
     async def send(self, frame: dict[str, Any]) -> None:
         if frame.get("agent"):
@@ -277,11 +280,13 @@ class _Socket:
         )
         self.replies_in_ack = frame.get("replies_in_ack") is True
         self.detach()
+        self._held = []
         self._unlisten = self.widget._listen(f"conv:{self.conversation_id}", self.on_event)
         try:
             history = await self.widget._history(self.conversation_id)
         except Exception as exc:
             self.detach()
+            self._held = None
             if not isinstance(exc, StoreUnavailable) and not isinstance(exc, StoreBusy):
                 raise
             # Say why in the buyer's language, then close: the widget reconnects with backoff.
@@ -292,6 +297,11 @@ class _Socket:
             "type": "ready", "visitor": visitor, "token": self.widget.token_for(visitor),
             "history": [self._public(e.to_json()) for e in history],
         })
+        held, self._held = self._held or [], None
+        seen = {e.id for e in history}
+        for frame in held:
+            if frame.get("type") != "message" or frame.get("id") not in seen:
+                await self.send(frame)
         return True
 
     def _public(self, message: dict[str, Any]) -> dict[str, Any]:
@@ -396,14 +406,18 @@ class _Socket:
 
     async def on_event(self, event: dict[str, Any]) -> None:
         if event.get("type") == "typing" and event.get("from") == "agent" and event.get("conversation") == self.conversation_id:
-            await self.send({"type": "typing", "from": "agent"})
+            if self._held is None:
+                await self.send({"type": "typing", "from": "agent"})
             return
         if event.get("type") != "messages" or event.get("conversation") != self.conversation_id:
             return
         if event.get("origin") == self.id:
             return  # this socket already got the replies from the engine
         for message in event.get("messages", ()):
-            await self.send(message)
+            if self._held is not None:
+                self._held.append(message)
+            else:
+                await self.send(message)
 
 
 def page_of(frame: dict[str, Any]) -> tuple[str, str] | None:

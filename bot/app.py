@@ -93,6 +93,7 @@ class Xiaoer:
         self.hub: Hub | None = None
         self.handoff: HandoffService | None = None
         self.timers: TimerRunner | None = None
+        self.web: WebWidget | None = None
         self.telegram: TelegramAdapter | None = None
         self.wechat: WeChatAdapter | None = None
         self.wecom_kf: WeComKfAdapter | None = None
@@ -128,11 +129,12 @@ class Xiaoer:
         if cfg.channels.web.enabled:
             secret = cfg.channels.web.secret or await self.store.shared_secret("web")
             store = self.store
-            WebWidget(
+            self.web = WebWidget(
                 cfg.channels.web, secret, self.engine.submit, store.history, self.hub.listen, cfg.server.public_url,
                 agent_name=self.handoff.display, typing=self.handoff.buyer_typing, notice=self._phrase,
                 files=self.files,
-            ).mount(self.app)
+            )
+            self.web.mount(self.app)
         desk = self.desk = Desk(cfg, self.handoff, Coach(phrasebook, understanding.classifier), self.engine.submit, self.hub.listen)
         desk.files = self.files
         desk.mount(self.app)

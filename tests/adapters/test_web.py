@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -233,3 +234,48 @@ async def test_healthz_reports_a_dead_redis(tmp_path, prefix, http):
             assert body["status"] == "error" and body["redis"].startswith("error")
     finally:
         await bot.stop()
+
+
+@pytest.mark.parametrize("committed", ["before the history is read", "after the history is read"])
+async def test_a_turn_committed_while_a_socket_opens_arrives_once_and_after_ready(bot, http, committed):
+    """A second tab opens while the first one's turn commits: its events may reach the new socket
+    before "ready". They are held and sent after it, unless the history already has them."""
+    first = WidgetClient(http, bot.url)
+    await first.connect()
+    read_history = bot.web._history
+    turn_done = asyncio.Event()
+
+    async def slow_history(cid: str):
+        if committed == "before the history is read":
+            await turn_done.wait()
+            await asyncio.sleep(0.2)  # the turn's event is on its way to the new socket too
+            return await read_history(cid)
+        entries = await read_history(cid)
+        await turn_done.wait()
+        await asyncio.sleep(0.2)
+        return entries
+
+    bot.web._history = slow_history
+    try:
+        second = WidgetClient(http, bot.url)
+        opening = asyncio.create_task(second.connect(first.visitor, first.token))
+        await asyncio.sleep(0.1)
+        frames, ack = await first.ask("什么时候发货")
+        turn_done.set()
+        ready = await opening
+    finally:
+        bot.web._history = read_history
+    assert ready["type"] == "ready", ready
+    in_history = [m["id"] for m in ready["history"]]
+    later = []
+    try:
+        while (frame := await second.receive(timeout=1.0))["type"] != "closed":
+            later.append(frame)
+    except asyncio.TimeoutError:
+        pass  # nothing more came
+    delivered = in_history + [f["id"] for f in later if f["type"] == "message"]
+    reply_ids = [f["id"] for f in frames]
+    assert all(delivered.count(i) == 1 for i in reply_ids), (in_history, later)
+    assert (set(reply_ids) <= set(in_history)) == (committed == "before the history is read")
+    await first.close()
+    await second.close()
