@@ -54,6 +54,10 @@ def report(name: str, result: Score) -> None:
     print(f"  answered right at once:                                          {pct(result.right_share)}")
     print(f"  confident wrong answers (of all messages):                       {pct(result.wrong_share)}")
     print(f"  out-of-scope and escalation messages not answered:               {pct(result.refused_share)}")
+    if result.escalations:
+        reasons = f", {result.right_reason}/{result.reasoned} with the labelled reason" if result.reasoned else ""
+        print(f"  requests and disputes handed to a person at once:                {pct(result.handed_over_share)}"
+              f" ({result.handed_over}/{result.escalations}{reasons})")
     kinds = [k for k in KIND_ORDER if k in result.by_kind] + sorted(set(result.by_kind) - set(KIND_ORDER))
     print("  correct decision by kind: " + ", ".join(
         f"{k} {result.by_kind[k][0]}/{result.by_kind[k][1]}" for k in kinds))

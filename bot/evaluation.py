@@ -23,6 +23,7 @@ class Case:
     text: str
     expect: str | None
     kind: str = "?"
+    reason: str | None = None  # for kind "escalate": the handoff reason it should get, when labelled
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,14 @@ class Score:
     must_refuse: int
     refused: int
     by_kind: dict[str, tuple[int, int]] = field(default_factory=dict)  # kind -> (correct, total)
+    escalations: int = 0     # messages of kind "escalate" (requests for a person, disputes)
+    handed_over: int = 0     # ... that were handed to a person at once, with a reason
+    reasoned: int = 0        # ... of those with a labelled reason
+    right_reason: int = 0    # ... handed over with that reason
+
+    @property
+    def handed_over_share(self) -> float:
+        return self.handed_over / self.escalations if self.escalations else 0.0
 
     @property
     def resolved_share(self) -> float:
@@ -60,13 +69,14 @@ def load_cases(path: str | Path) -> list[Case]:
         with open(path, "rb") as f:
             return [Case(c["text"], c["expect"] or None, c.get("kind", "?")) for c in tomllib.load(f)["case"]]
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [Case(r["q"], r.get("expect") or None, r.get("kind", "?")) for r in rows]
+    return [Case(r["q"], r.get("expect") or None, r.get("kind", "?"), r.get("reason") or None) for r in rows]
 
 
 def score(understanding: Understanding, cases: Iterable[Case]) -> Score:
     total = in_scope = right = resolved = wrong = must_refuse = refused = 0
     per_kind: Counter[str] = Counter()
     per_kind_ok: Counter[str] = Counter()
+    handoffs: Counter[str] = Counter()
     for case in cases:
         reading = understanding.read(case.text)
         got = reading.answer.id if reading.answer else None
@@ -81,7 +91,13 @@ def score(understanding: Understanding, cases: Iterable[Case]) -> Score:
             right += ok
             resolved += ok or (got is None and case.expect in {e.id for e in reading.suggestions})
         wrong += got is not None and got != case.expect
+        if case.kind == "escalate":
+            handoffs["all"] += 1
+            handoffs["handed"] += reading.handoff is not None
+            handoffs["reasoned"] += case.reason is not None
+            handoffs["right"] += case.reason is not None and reading.handoff == case.reason
         per_kind[case.kind] += 1
         per_kind_ok[case.kind] += ok
     by_kind = {k: (per_kind_ok[k], n) for k, n in per_kind.items()}
-    return Score(total, in_scope, right, resolved, wrong, must_refuse, refused, by_kind)
+    return Score(total, in_scope, right, resolved, wrong, must_refuse, refused, by_kind,
+                 handoffs["all"], handoffs["handed"], handoffs["reasoned"], handoffs["right"])

@@ -120,3 +120,16 @@ def test_a_large_faq_compares_only_the_entries_closest_in_gist(understanding: Un
 def test_an_empty_faq_refuses_without_error() -> None:
     reading = Understanding([]).read("什么时候发货")
     assert reading.decision == "refuse" and reading.answer is None and reading.suggestions == ()
+
+
+def test_scoring_counts_requests_and_disputes_handed_over_with_their_reason(understanding: Understanding) -> None:
+    from bot.evaluation import Case
+
+    result = score(understanding, [
+        Case("转人工", None, "escalate", "request"),
+        Case("快递员不肯送上门，让我自己去驿站拿", None, "escalate", "product"),  # handed over, another reason
+        Case("今天天气怎么样", None, "escalate", "service"),                       # not handed over
+        Case("什么时候发货", "shipping-time", "plain"),
+    ])
+    assert (result.escalations, result.handed_over, result.reasoned, result.right_reason) == (3, 2, 3, 1)
+    assert result.handed_over_share == pytest.approx(2 / 3)
