@@ -123,7 +123,8 @@ class Understanding:
         if not _LETTER.search(norm):
             empty = np.zeros(n, dtype=np.float32)
             return Signals(True, empty, empty, empty, empty, empty, empty, {}, {}, False, False, False)
-        clauses = [c for c in (normalise(p) for p in _CLAUSES.split(text) if p.strip()) if c]
+        # clauses without a letter (an order number, an emoji) mean nothing to the model
+        clauses = [c for c in (normalise(p) for p in _CLAUSES.split(text) if p.strip()) if _LETTER.search(c)]
         vectors = self.encoder.encode([norm] + (clauses if len(clauses) > 1 else []))
         pool = None
         if n > self._full_scan:  # a large FAQ: compare the questions of the entries whose gist is closest
