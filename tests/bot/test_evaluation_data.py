@@ -1,5 +1,5 @@
 """The labelled data the figures rest on is well formed: every expected id exists in its FAQ, every
-kind is one the scorer knows, every escalation has a handoff reason (no accuracy is computed here)."""
+kind is one the scorer knows, a labelled handoff reason is a real one (no accuracy is computed here)."""
 
 from __future__ import annotations
 

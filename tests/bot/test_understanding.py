@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bot.encoder import DIM, Encoder
-from bot.evaluation import load_cases, score
+from bot.evaluation import Case, load_cases, score
 from bot.faq import load_faq_files
 from bot.intents import IntentBook
 from bot.understanding import Understanding
@@ -123,8 +123,6 @@ def test_an_empty_faq_refuses_without_error() -> None:
 
 
 def test_scoring_counts_requests_and_disputes_handed_over_with_their_reason(understanding: Understanding) -> None:
-    from bot.evaluation import Case
-
     result = score(understanding, [
         Case("转人工", None, "escalate", "request"),
         Case("快递员不肯送上门，让我自己去驿站拿", None, "escalate", "product"),  # handed over, another reason
