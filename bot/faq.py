@@ -459,8 +459,10 @@ class FaqMatcher:
         clauses = (self._features(c) for c in _CLAUSE_SPLIT.split(text) if c.strip())
         return [c for c in clauses if c]
 
-    def _contribution_uncached(self, f: str, pf: str | None) -> tuple[float, dict[int, float], dict[int, float]]:
-        """A feature's weight in the message and what it adds to each variant (and entry) it matches."""
+    def _contribution_uncached(self, f: str, pf: str | None) -> _Contribution:
+        """A feature's weight in the message and what it adds to each variant (and entry) it matches;
+        also the variants it matches grouped by entry, so that scoring a few candidate entries
+        visits only their matches, not every variant of a common feature."""
         base = self._base(f)
         exact = self._char_postings.get(f)
         if exact is not None:
@@ -468,7 +470,7 @@ class FaqMatcher:
         elif pf is not None and pf in self._pinyin_idf:
             w = base * self._pinyin_idf[pf]  # unknown characters that sound like ours: a typo
         else:
-            return base * self.UNKNOWN, {}, {}
+            return base * self.UNKNOWN, {}, {}, {}
         matched = dict.fromkeys(exact, w) if exact is not None else {}
         # homophones: bigrams always; single characters only when the character is unknown
         if pf is not None and (exact is None or pf.count("~") == 2):
@@ -476,11 +478,13 @@ class FaqMatcher:
             for v in self._pinyin_postings.get(pf, ()):
                 matched.setdefault(v, w_py)
         entries: dict[int, float] = {}
+        grouped: dict[int, list[tuple[int, float]]] = {}
         for v, mw in matched.items():
             e = self._variant_entry[v]
             if mw > entries.get(e, 0.0):
                 entries[e] = mw
-        return w, matched, entries
+            grouped.setdefault(e, []).append((v, mw))
+        return w, matched, entries, grouped
 
     def _accumulate(self, feats: Iterable[tuple[str, str | None]], allowed: frozenset[int] | None = None) -> _Acc:
         """Message weight, and matched weight per variant and per entry, of a set of features.
@@ -491,24 +495,22 @@ class FaqMatcher:
         mass = 0.0
         by_variant: dict[int, float] = {}
         by_entry: dict[int, float] = {}
-        owner = self._variant_entry
-        variants = [v for e in allowed for v in range(*self._entry_ranges[e])] if allowed is not None else []
         for feat in feats:
-            w, matched, entries = self._contribution(*feat)
+            w, matched, entries, grouped = self._contribution(*feat)
             mass += w
             if allowed is None:
-                v_items: Iterable[tuple[int, float]] = matched.items()
-                e_items: Iterable[tuple[int, float]] = entries.items()
-            elif len(matched) > len(variants):  # a common feature: look up the few candidates instead
-                v_items = ((v, matched[v]) for v in variants if v in matched)
-                e_items = ((e, entries[e]) for e in allowed if e in entries)
-            else:
-                v_items = ((v, mw) for v, mw in matched.items() if owner[v] in allowed)
-                e_items = ((e, mw) for e, mw in entries.items() if e in allowed)
-            for v, mw in v_items:
-                by_variant[v] = by_variant.get(v, 0.0) + mw
-            for e, mw in e_items:
-                by_entry[e] = by_entry.get(e, 0.0) + mw
+                for v, mw in matched.items():
+                    by_variant[v] = by_variant.get(v, 0.0) + mw
+                for e, mw in entries.items():
+                    by_entry[e] = by_entry.get(e, 0.0) + mw
+                continue
+            # the candidates this feature matches, walking the shorter of the two
+            hits = [e for e in allowed if e in entries] if len(entries) > len(allowed) else \
+                [e for e in entries if e in allowed]
+            for e in hits:
+                by_entry[e] = by_entry.get(e, 0.0) + entries[e]
+                for v, mw in grouped[e]:
+                    by_variant[v] = by_variant.get(v, 0.0) + mw
         return mass, by_variant, by_entry
 
     def _score_window(self, acc: _Acc, best: dict[int, float], total: float) -> None:
@@ -519,12 +521,16 @@ class FaqMatcher:
         """
         mass, by_variant, by_entry = acc
         part = min(1.0, mass / total) ** self.PART if total > 0 else 1.0
-        smoothed = self._variant_mass_smoothed
+        smoothed, owner = self._variant_mass_smoothed, self._variant_entry
+        closest: dict[int, float] = {}  # each entry's best Dice (a variant sharing nothing has 0)
+        for v, mv in by_variant.items():
+            d = 2.0 * mv / (mass + smoothed[v])
+            if d > closest.get(owner[v], 0.0):
+                closest[owner[v]] = d
         for e, matched in by_entry.items():
             if matched <= 0.0:
                 continue
-            start, end = self._entry_ranges[e]
-            dice = max(2.0 * by_variant.get(v, 0.0) / (mass + smoothed[v]) for v in range(start, end))
+            dice = closest.get(e, 0.0)
             cover = matched / (mass + self.COVER_SMOOTH)
             s = part * ((1.0 - self.COVER) * dice + self.COVER * cover)
             if s > best.get(e, 0.0):
@@ -570,6 +576,8 @@ class FaqMatcher:
 
 
 _Acc = tuple[float, dict[int, float], dict[int, float]]
+# a feature's weight, its matched weight per variant and per entry, and its matches grouped by entry
+_Contribution = tuple[float, dict[int, float], dict[int, float], dict[int, list[tuple[int, float]]]]
 
 
 def _merge(a: dict[int, float], b: dict[int, float], shared: dict[int, float]) -> dict[int, float]:

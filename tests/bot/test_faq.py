@@ -244,6 +244,17 @@ def test_matching_is_deterministic(matcher: FaqMatcher, entries: tuple[FaqEntry,
     assert [matcher.match(t) for t in texts] == [again.match(t) for t in texts]
 
 
+def test_scoring_only_candidates_gives_their_full_scan_scores(matcher: FaqMatcher, entries: tuple[FaqEntry, ...]) -> None:
+    """A large FAQ scores only the candidates the meaning index found: each must get exactly the
+    score the full scan gives it, for one clause and for windows of several."""
+    texts = ["什么时候发货", "亲 我昨天拍的，今天能发货吗？顺丰可以吗", "可以 refund 吗", "fa huo 时间"]
+    candidates = list(range(0, len(entries), 3))
+    for text in texts:
+        full = matcher.scores(text)
+        assert matcher.scores(text, candidates) == {e: s for e, s in full.items() if e in candidates}
+        assert full, text
+
+
 def test_default_lexicon_and_custom_synonyms(entries: tuple[FaqEntry, ...], tmp_path: Path) -> None:
     default = Lexicon.load(DEFAULT_LEXICON_PATH)
     assert "亲" in default.fillers and default.synonyms["refund"] == "退款"
