@@ -93,7 +93,8 @@ def decide(s: Signals, t: Thresholds, handoffs: Mapping[str, str | None]) -> Ver
     meaning = (1.0 - t.answer_weight) * question + t.answer_weight * answer
     lexical = (1.0 - t.answer_words) * s.lexical + t.answer_words * s.lexical_answer
     score = t.blend * np.clip(meaning, 0.0, 1.0) + (1.0 - t.blend) * lexical
-    order = np.argsort(-score)[:3]
+    head = np.argpartition(-score, 3)[:3] if len(score) > 3 else np.arange(len(score))
+    order = head[np.argsort(-score[head], kind="stable")]
     best = float(score[order[0]])
     runner = float(score[order[1]]) if len(order) > 1 else 0.0
     top = int(order[0])

@@ -71,15 +71,17 @@ class Classifier:
         self.floor = floor
         self.labels = tuple(label for label, texts in examples.items() for _ in texts)
         self.vectors = encoder.encode([t for texts in examples.values() for t in texts])
+        # examples are stored label by label: each label's best is a segmented maximum
+        self._names = tuple(label for label, texts in examples.items() if texts)
+        counts = np.array([len(texts) for texts in examples.values() if texts], dtype=np.int64)
+        self._starts = np.cumsum(counts) - counts
 
     def scores(self, vectors: np.ndarray) -> dict[str, float]:
         """Best similarity per label for any of the given message vectors (whole message, clauses)."""
-        sims = (vectors @ self.vectors.T).max(axis=0) if len(vectors) else np.zeros(len(self.labels))
-        best: dict[str, float] = {}
-        for label, s in zip(self.labels, sims.tolist()):
-            if s > best.get(label, -1.0):
-                best[label] = s
-        return best
+        if not self._names:
+            return {}
+        sims = (vectors @ self.vectors.T).max(axis=0) if len(vectors) else np.zeros(len(self.labels), dtype=np.float32)
+        return dict(zip(self._names, np.maximum.reduceat(sims, self._starts).tolist()))
 
     def similarities(self, text: str) -> dict[str, float]:
         """Best similarity per label for one text."""
