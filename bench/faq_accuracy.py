@@ -58,6 +58,9 @@ def report(name: str, result: Score) -> None:
         reasons = f", {result.right_reason}/{result.reasoned} with the labelled reason" if result.reasoned else ""
         print(f"  requests and disputes handed to a person at once:                {pct(result.handed_over_share)}"
               f" ({result.handed_over}/{result.escalations}{reasons})")
+    if result.out_of_scope:
+        print(f"  out-of-scope messages offered \"did you mean\" (no answer):      {pct(result.offered_share)}"
+              f" ({result.offered}/{result.out_of_scope})")
     kinds = [k for k in KIND_ORDER if k in result.by_kind] + sorted(set(result.by_kind) - set(KIND_ORDER))
     print("  correct decision by kind: " + ", ".join(
         f"{k} {result.by_kind[k][0]}/{result.by_kind[k][1]}" for k in kinds))

@@ -40,10 +40,16 @@ class Score:
     handed_over: int = 0     # ... that were handed to a person at once, with a reason
     reasoned: int = 0        # ... of those with a labelled reason
     right_reason: int = 0    # ... handed over with that reason
+    out_of_scope: int = 0    # messages of kind "out_of_scope" (no shop question the FAQ covers)
+    offered: int = 0         # ... that got "did you mean" suggestions (the shared scorer counts them refused)
 
     @property
     def handed_over_share(self) -> float:
         return self.handed_over / self.escalations if self.escalations else 0.0
+
+    @property
+    def offered_share(self) -> float:
+        return self.offered / self.out_of_scope if self.out_of_scope else 0.0
 
     @property
     def resolved_share(self) -> float:
@@ -76,7 +82,7 @@ def score(understanding: Understanding, cases: Iterable[Case]) -> Score:
     total = in_scope = right = resolved = wrong = must_refuse = refused = 0
     per_kind: Counter[str] = Counter()
     per_kind_ok: Counter[str] = Counter()
-    handoffs: Counter[str] = Counter()
+    handoffs: Counter[str] = Counter()  # escalations and out-of-scope messages, counted apart
     for case in cases:
         reading = understanding.read(case.text)
         got = reading.answer.id if reading.answer else None
@@ -96,8 +102,12 @@ def score(understanding: Understanding, cases: Iterable[Case]) -> Score:
             handoffs["handed"] += reading.handoff is not None
             handoffs["reasoned"] += case.reason is not None
             handoffs["right"] += case.reason is not None and reading.handoff == case.reason
+        if case.kind == "out_of_scope":
+            handoffs["oos"] += 1
+            handoffs["offered"] += got is None and bool(reading.suggestions)
         per_kind[case.kind] += 1
         per_kind_ok[case.kind] += ok
     by_kind = {k: (per_kind_ok[k], n) for k, n in per_kind.items()}
     return Score(total, in_scope, right, resolved, wrong, must_refuse, refused, by_kind,
-                 handoffs["all"], handoffs["handed"], handoffs["reasoned"], handoffs["right"])
+                 handoffs["all"], handoffs["handed"], handoffs["reasoned"], handoffs["right"],
+                 handoffs["oos"], handoffs["offered"])

@@ -131,3 +131,15 @@ def test_scoring_counts_requests_and_disputes_handed_over_with_their_reason(unde
     ])
     assert (result.escalations, result.handed_over, result.reasoned, result.right_reason) == (3, 2, 3, 1)
     assert result.handed_over_share == pytest.approx(2 / 3)
+
+
+def test_scoring_counts_out_of_scope_messages_offered_suggestions(understanding: Understanding) -> None:
+    """The shared scorer counts "did you mean" on an out-of-scope message as refused; our report
+    counts it apart, so a shop sees how often unrelated questions get offers."""
+    result = score(understanding, [
+        Case("可以寄到月球吗", None, "out_of_scope"),   # unsure: offered entries
+        Case("今天天气怎么样", None, "out_of_scope"),   # nothing plausible: refused outright
+        Case("转人工", None, "escalate", "request"),   # not out of scope: not counted
+    ])
+    assert (result.out_of_scope, result.offered, result.refused) == (2, 1, 3)
+    assert result.offered_share == pytest.approx(0.5)
