@@ -103,7 +103,13 @@ def decide(s: Signals, t: Thresholds, handoffs: Mapping[str, str | None]) -> Ver
     if best < t.suggest:
         return Verdict("refuse", score=best, top=top)
     floor = max(t.suggest, best - t.suggest_gap)
-    return Verdict("suggest", suggestions=tuple(int(i) for i in order if float(score[i]) >= floor), score=best, top=top)
+    picks = [int(i) for i in order if float(score[i]) >= floor]
+    # The two views fail on different messages, and the blend leans on wording: when the entry
+    # closest in meaning is not among the picks, it takes the last of the three places.
+    closest = int(np.argmax(meaning))
+    if closest not in picks:
+        picks = picks[:2] + [closest]
+    return Verdict("suggest", suggestions=tuple(picks), score=best, top=top)
 
 
 def _intent(s: Signals, t: Thresholds, handoffs: Mapping[str, str | None], closest_question: float) -> str | None:
