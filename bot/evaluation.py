@@ -82,7 +82,7 @@ def score(understanding: Understanding, cases: Iterable[Case]) -> Score:
     total = in_scope = right = resolved = wrong = must_refuse = refused = 0
     per_kind: Counter[str] = Counter()
     per_kind_ok: Counter[str] = Counter()
-    handoffs: Counter[str] = Counter()  # escalations and out-of-scope messages, counted apart
+    tally: Counter[str] = Counter()  # escalations and out-of-scope messages, counted apart
     for case in cases:
         reading = understanding.read(case.text)
         got = reading.answer.id if reading.answer else None
@@ -98,16 +98,16 @@ def score(understanding: Understanding, cases: Iterable[Case]) -> Score:
             resolved += ok or (got is None and case.expect in {e.id for e in reading.suggestions})
         wrong += got is not None and got != case.expect
         if case.kind == "escalate":
-            handoffs["all"] += 1
-            handoffs["handed"] += reading.handoff is not None
-            handoffs["reasoned"] += case.reason is not None
-            handoffs["right"] += case.reason is not None and reading.handoff == case.reason
+            tally["all"] += 1
+            tally["handed"] += reading.handoff is not None
+            tally["reasoned"] += case.reason is not None
+            tally["right"] += case.reason is not None and reading.handoff == case.reason
         if case.kind == "out_of_scope":
-            handoffs["oos"] += 1
-            handoffs["offered"] += got is None and bool(reading.suggestions)
+            tally["oos"] += 1
+            tally["offered"] += got is None and bool(reading.suggestions)
         per_kind[case.kind] += 1
         per_kind_ok[case.kind] += ok
     by_kind = {k: (per_kind_ok[k], n) for k, n in per_kind.items()}
     return Score(total, in_scope, right, resolved, wrong, must_refuse, refused, by_kind,
-                 handoffs["all"], handoffs["handed"], handoffs["reasoned"], handoffs["right"],
-                 handoffs["oos"], handoffs["offered"])
+                 tally["all"], tally["handed"], tally["reasoned"], tally["right"],
+                 tally["oos"], tally["offered"])

@@ -413,11 +413,6 @@ class FaqMatcher:
         self._variant_mass_smoothed = [
             sum(self._base(f) * self._char_idf[f] for f, _ in feats) + self.SMOOTH for feats in variant_feats
         ]
-        # variants are indexed entry by entry: entry e owns variants start..end-1
-        self._entry_ranges = [(0, 0)] * len(self.entries)
-        for v, e in enumerate(self._variant_entry):
-            start = self._entry_ranges[e][0] if self._entry_ranges[e][1] else v
-            self._entry_ranges[e] = (start, v + 1)
         # a feature's contribution depends only on the index: remember the recent ones
         self._contribution = functools.lru_cache(maxsize=16384)(self._contribution_uncached)
 
@@ -505,8 +500,10 @@ class FaqMatcher:
                     by_entry[e] = by_entry.get(e, 0.0) + mw
                 continue
             # the candidates this feature matches, walking the shorter of the two
-            hits = [e for e in allowed if e in entries] if len(entries) > len(allowed) else \
-                [e for e in entries if e in allowed]
+            if len(entries) > len(allowed):
+                hits = [e for e in allowed if e in entries]
+            else:
+                hits = [e for e in entries if e in allowed]
             for e in hits:
                 by_entry[e] = by_entry.get(e, 0.0) + entries[e]
                 for v, mw in grouped[e]:
