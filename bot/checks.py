@@ -18,6 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from bot.config import PROJECT_ROOT, Config, ConfigError, load_config
 
 DEMO_PASSWORD = "xiaoer-demo"  # published in the README and config.example.toml
+DEMO_FAQ = PROJECT_ROOT / "phrasebook" / "faq" / "demo-shop.toml"  # also the default of faq.files
 _HASHER = PasswordHasher()
 
 
@@ -49,6 +50,7 @@ def check(path: str | Path) -> Report:
     base = p.resolve().parent
     faq_files = config.faq_paths if config else _raw_faq_paths(raw, base)
     report.errors.extend(faq_problems(faq_files))
+    report.warnings.extend(demo_faq_warnings(faq_files))
     report.errors.extend(phrasebook_problems(config.phrasebook_path if config else _raw_phrasebook(raw, base)))
     return report
 
@@ -74,6 +76,14 @@ def password_problems(raw: dict[str, Any], report: Report) -> None:
             report.errors.append(f"{key}: not a valid argon2 hash (make one with `python -m bot hash-password`)")
             continue
         report.warnings.append(f"{key}: still the published demo password {DEMO_PASSWORD!r}; set a new one before going live")
+
+
+def demo_faq_warnings(paths: list[Path]) -> list[str]:
+    """The demo shop's FAQ (the default when [faq] is left out) would answer buyers with another
+    shop's prices and policies: fine for `make run`, refused by a production check."""
+    demo = DEMO_FAQ.resolve()
+    return [f"faq.files[{i}]: the demo shop's FAQ ({DEMO_FAQ.name}); list your shop's own FAQ files before going live"
+            for i, path in enumerate(paths) if Path(path).resolve() == demo]
 
 
 def faq_problems(paths: list[Path]) -> list[str]:
@@ -117,7 +127,7 @@ def phrasebook_problems(path: Path) -> list[str]:
 
 def _raw_faq_paths(raw: dict[str, Any], base: Path) -> list[Path]:
     faq = raw.get("faq") if isinstance(raw.get("faq"), dict) else {}
-    files = faq.get("files", ["phrasebook/faq/demo-shop.toml"])
+    files = faq.get("files", [str(DEMO_FAQ)])
     if not isinstance(files, list):
         return []
     return [Path(f) if Path(f).is_absolute() else base / f for f in files if isinstance(f, str) and "${" not in f]

@@ -66,3 +66,14 @@ def test_every_problem_in_one_run(tmp_path):
     assert any(line.startswith("server.port:") for line in lines)
     assert any(line.startswith("agents[0].password_hash: looks like a plain password") for line in lines)
     assert any(line.endswith("faq[0].answer: must be a non-empty string") for line in lines)
+
+
+def test_the_demo_faq_warns_and_fails_only_when_strict(tmp_path):
+    """Leaving [faq] out answers buyers from the demo shop's FAQ: fine for a try, not for going live."""
+    path = write(tmp_path, [("alice", PASSWORD_HASH)])
+    report = check(path)
+    assert report.errors == [] and report.warnings == [
+        "faq.files[0]: the demo shop's FAQ (demo-shop.toml); list your shop's own FAQ files before going live"]
+    assert run_cli("check-config", "--config", path).returncode == 0
+    assert run_cli("check-config", "--config", path, "--strict").returncode == 2
+    assert check(write(tmp_path, [("alice", PASSWORD_HASH)], GOOD_FAQ)).warnings == []
