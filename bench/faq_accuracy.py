@@ -38,7 +38,7 @@ from bot.understanding import Understanding  # noqa: E402
 DEMO_FAQ = REPO_ROOT / "phrasebook" / "faq" / "demo-shop.toml"
 DEMO_HELD_OUT = REPO_ROOT / "tests" / "data" / "faq_heldout_demo.jsonl"
 HELD_OUT_SHOPS = [REPO_ROOT / "tests" / "data" / f"{name}-shop" for name in
-                  ("baby", "home", "pet", "beauty", "outdoor", "fruit", "books")]
+                  ("baby", "home", "pet", "beauty", "outdoor", "fruit", "books", "jewelry", "car")]
 KIND_ORDER = ("plain", "paraphrase", "colloquial", "typo", "traditional", "english", "mixed", "long", "short",
               "out_of_scope", "escalate")
 GOODS = [a + b for a in "蓝牙 无线 智能 便携 迷你 家用 车载 儿童 户外 办公".split()

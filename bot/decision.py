@@ -64,6 +64,8 @@ class Signals:
     negative: bool                   # the message says something is wrong (差, 坏, rude …)
     declines_person: bool            # a negation before a word for a person: 不用转人工
     threatens: bool = False          # a word only complaint threats use: 12315, 差评, 投诉
+    adapted_question: np.ndarray | None = None  # question_whole and answer_whole through bot/adapter.py:
+    adapted_answer: np.ndarray | None = None    # they rank the suggestions, nothing else
 
 
 @dataclass(frozen=True)
@@ -93,8 +95,7 @@ def decide(s: Signals, t: Thresholds, handoffs: Mapping[str, str | None]) -> Ver
     meaning = (1.0 - t.answer_weight) * question + t.answer_weight * answer
     lexical = (1.0 - t.answer_words) * s.lexical + t.answer_words * s.lexical_answer
     score = t.blend * np.clip(meaning, 0.0, 1.0) + (1.0 - t.blend) * lexical
-    head = np.argpartition(-score, 3)[:3] if len(score) > 3 else np.arange(len(score))
-    order = head[np.argsort(-score[head], kind="stable")]
+    order = _top(score, 3)
     best = float(score[order[0]])
     runner = float(score[order[1]]) if len(order) > 1 else 0.0
     top = int(order[0])
@@ -102,14 +103,34 @@ def decide(s: Signals, t: Thresholds, handoffs: Mapping[str, str | None]) -> Ver
         return Verdict("answer", answer=top, score=best, top=top)
     if best < t.suggest:
         return Verdict("refuse", score=best, top=top)
-    floor = max(t.suggest, best - t.suggest_gap)
+    return Verdict("suggest", suggestions=_suggestions(s, t, score, order, meaning, lexical), score=best, top=top)
+
+
+def _suggestions(s: Signals, t: Thresholds, score: np.ndarray, order: np.ndarray, meaning: np.ndarray,
+                 lexical: np.ndarray) -> tuple[int, ...]:
+    """Up to three entries to offer, best first.
+
+    With the adapted meaning (bot/adapter.py, learned on other shops' buyer messages), the three
+    entries it ranks first in the same blend. Without it, the entries scored within suggest_gap of
+    the best, and the entry closest in meaning in the last place: the two views fail on different
+    messages, and the blend leans on wording.
+    """
+    if s.adapted_question is not None and s.adapted_answer is not None:
+        adapted = (1.0 - t.answer_weight) * s.adapted_question + t.answer_weight * s.adapted_answer
+        ranked = t.blend * np.clip(adapted, 0.0, 1.0) + (1.0 - t.blend) * lexical
+        return tuple(int(i) for i in _top(ranked, 3))
+    floor = max(t.suggest, float(score[order[0]]) - t.suggest_gap)
     picks = [int(i) for i in order if float(score[i]) >= floor]
-    # The two views fail on different messages, and the blend leans on wording: when the entry
-    # closest in meaning is not among the picks, it takes the last of the three places.
     closest = int(np.argmax(meaning))
     if closest not in picks:
         picks = picks[:2] + [closest]
-    return Verdict("suggest", suggestions=tuple(picks), score=best, top=top)
+    return tuple(picks)
+
+
+def _top(values: np.ndarray, k: int) -> np.ndarray:
+    """Indexes of the k largest values, largest first (a partition, not a full sort)."""
+    head = np.argpartition(-values, k)[:k] if len(values) > k else np.arange(len(values))
+    return head[np.argsort(-values[head], kind="stable")]
 
 
 def _intent(s: Signals, t: Thresholds, handoffs: Mapping[str, str | None], closest_question: float) -> str | None:

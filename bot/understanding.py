@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bot.adapter import Adapter
 from bot.decision import SMALL_TALK, Decision, Signals, Thresholds, decide
 from bot.encoder import Encoder
 from bot.faq import DEFAULT_LEXICON_PATH, FaqEntry, FaqMatcher, Lexicon
@@ -77,6 +78,7 @@ class Understanding:
         thresholds: Thresholds = Thresholds(),
         full_scan: int = FULL_SCAN,
         pool: int = POOL,
+        adapter: Adapter | None = None,
     ) -> None:
         self.entries = tuple(entries)
         self.encoder = encoder or Encoder()
@@ -92,6 +94,9 @@ class Understanding:
         self._answers = self.encoder.encode_cached([e.answer for e in self.entries])
         summed = np.add.reduceat(self._questions, self._starts, axis=0) if self.entries else self._answers
         self._gists = _unit(summed + self._answers)  # an entry's gist: its questions and answer together
+        self.adapter = adapter if adapter is not None else Adapter.load()
+        self._questions_adapted = self.adapter.apply(self._questions)  # for ranking suggestions only
+        self._answers_adapted = self.adapter.apply(self._answers)
         self.intents = intents if intents is not None else IntentBook.load()
         self.handoffs: Mapping[str, str | None] = {i.name: i.handoff for i in self.intents.intents}
         self._intent_model = Classifier(self.encoder, {i.name: i.examples for i in self.intents.intents})
@@ -130,6 +135,7 @@ class Understanding:
         if n > self._full_scan:  # a large FAQ: compare the questions of the entries whose gist is closest
             pool = np.argpartition(-(self._gists @ vectors[0]), min(self._pool_size, n - 1))[: self._pool_size]
         q_whole, q_clause, a_whole, a_clause = self._meaning(vectors, pool)
+        adapted = self._meaning(self.adapter.apply(vectors[:1]), pool, self._questions_adapted, self._answers_adapted)
         only = None if n <= CANDIDATES else np.argpartition(-np.maximum(q_whole, a_whole), CANDIDATES)[:CANDIDATES].tolist()
         return Signals(
             empty=False,
@@ -141,6 +147,7 @@ class Understanding:
             negative=self._negative is not None and bool(self._negative.search(norm)),
             declines_person=self._negation is not None and bool(self._negation.search(norm.replace(" ", ""))),
             threatens=self._threat is not None and bool(self._threat.search(norm)),
+            adapted_question=adapted[0], adapted_answer=adapted[2],
         )
 
     # ── inside ──
@@ -155,18 +162,22 @@ class Understanding:
             score=verdict.score, candidate=entry(verdict.top),
         )
 
-    def _meaning(self, vectors: np.ndarray, pool: np.ndarray | None) -> list[np.ndarray]:
+    def _meaning(self, vectors: np.ndarray, pool: np.ndarray | None, questions: np.ndarray | None = None,
+                 answers: np.ndarray | None = None) -> list[np.ndarray]:
         """Cosines per entry — best question for the whole message and for any clause, the answer
-        likewise — over every entry, or over a pool (the rest get -1).
+        likewise — over every entry, or over a pool (the rest get -1); against the plain vectors of
+        the questions and answers, or the ones given (the adapted ones).
         Questions are stored entry by entry, so a segmented maximum takes each entry's best."""
         n = len(self.entries)
+        questions = self._questions if questions is None else questions
+        answers = self._answers if answers is None else answers
         if pool is None:
-            questions, starts, answers = self._questions, self._starts, self._answers
+            starts = self._starts
         else:
             counts = self._counts[pool]
             starts = np.cumsum(counts) - counts
             rows = np.repeat(self._starts[pool] - starts, counts) + np.arange(int(counts.sum()))
-            questions, answers = self._questions[rows], self._answers[pool]
+            questions, answers = questions[rows], answers[pool]
         q_sims, a_sims = vectors @ questions.T, vectors @ answers.T
         clauses = len(vectors) > 1
         none = np.full(len(answers), -1.0, dtype=np.float32)
