@@ -2,8 +2,9 @@
 
 USE multilingual puts a buyer's words and a shop's FAQ wording further apart than they mean (上路
 for 发货, 寄回去 for 退货). A low-rank linear map, x -> unit(x + x·A·Bᵀ) applied to both sides,
-was trained on labelled buyer messages of five shops (bench/train_adapter.py: the demo shop's
-tuning part, the snack shop and the baby, home and pet shops) to put each message closest to its
+was trained (with torch, offline; the training script is not in the repository yet) on labelled
+buyer messages of five shops (the demo shop's tuning part, the snack shop and the baby, home and pet
+shops) to put each message closest to its
 entry; checked by leaving each shop out, it ranked the right entry in the top three 2–6 points
 more often on the shop it never saw. It only re-ranks suggestions: what is answered, refused or
 offered at all is decided on the plain embeddings, with the calibrated thresholds.
