@@ -1,13 +1,12 @@
-"""A learned correction of the sentence embeddings, used to rank the "did you mean" suggestions.
+"""A learned correction of the sentence embeddings, for the unsure messages: offer or refuse, and what.
 
 USE multilingual puts a buyer's words and a shop's FAQ wording further apart than they mean (上路
-for 发货, 寄回去 for 退货). A low-rank linear map, x -> unit(x + x·A·Bᵀ) applied to both sides,
-was trained (with torch, offline; the training script is not in the repository yet) on labelled
-buyer messages of five shops (the demo shop's tuning part, the snack shop and the baby, home and pet
-shops) to put each message closest to its
-entry; checked by leaving each shop out, it ranked the right entry in the top three 2–6 points
-more often on the shop it never saw. It only re-ranks suggestions: what is answered, refused or
-offered at all is decided on the plain embeddings, with the calibrated thresholds.
+for 发货, 寄回去 for 退货). A low-rank linear map, x -> unit(x + x·A·Bᵀ) applied to both sides, is
+trained by bench/train_adapter.py (with torch, offline) on the labelled buyer messages of the
+tuning and training shops (tests/data/README.md) to put each in-scope message closest to its entry
+and each out-of-scope message under a floor. It only acts where the plain decision is unsure: whether
+anything is offered as "did you mean", and which three entries. What is answered, and which intent
+a message has, is decided on the plain embeddings with the calibrated thresholds.
 
 The weights (512 x 64, twice, about 240 KB) ship in the repository, bot/data/meaning-adapter.npz.
 """

@@ -41,6 +41,7 @@ __all__ = ["Reading", "Understanding"]
 CANDIDATES = 20  # entries scored lexically per message (on a larger FAQ the meaning index picks them)
 FULL_SCAN = 2000  # up to this many entries every question is compared with the message; beyond, ...
 POOL = 256        # ... only the questions of the entries whose gist (centroid) is closest
+ADAPTED = 64      # entries whose adapted meaning is compared (the closest in plain meaning)
 _CLAUSES = re.compile(r"[，,。.！!？?；;：:\n~～、…]+|\s{2,}")
 _ANSWER_SPLIT = re.compile(r"[。；;!！?？~～,，]+")
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
@@ -127,7 +128,7 @@ class Understanding:
         n = len(self.entries)
         if not _LETTER.search(norm):
             empty = np.zeros(n, dtype=np.float32)
-            return Signals(True, empty, empty, empty, empty, empty, empty, {}, {}, False, False, False)
+            return Signals(True, empty, empty, empty, empty, empty, empty, empty, empty, {}, {}, False, False, False)
         # clauses without a letter (an order number, an emoji) mean nothing to the model
         clauses = [c for c in (normalise(p) for p in _CLAUSES.split(text) if p.strip()) if _LETTER.search(c)]
         vectors = self.encoder.encode([norm] + (clauses if len(clauses) > 1 else []))
@@ -135,8 +136,11 @@ class Understanding:
         if n > self._full_scan:  # a large FAQ: compare the questions of the entries whose gist is closest
             pool = np.argpartition(-(self._gists @ vectors[0]), min(self._pool_size, n - 1))[: self._pool_size]
         q_whole, q_clause, a_whole, a_clause = self._meaning(vectors, pool)
-        adapted = self._meaning(self.adapter.apply(vectors[:1]), pool, self._questions_adapted, self._answers_adapted)
-        only = None if n <= CANDIDATES else np.argpartition(-np.maximum(q_whole, a_whole), CANDIDATES)[:CANDIDATES].tolist()
+        closest = np.maximum(q_whole, a_whole)
+        only = None if n <= CANDIDATES else np.argpartition(-closest, CANDIDATES)[:CANDIDATES].tolist()
+        # the adapted meaning only ranks suggestions: among the entries closest in plain meaning (the rest get -1)
+        near = None if n <= ADAPTED else np.argpartition(-closest, ADAPTED)[:ADAPTED]
+        adapted = self._meaning(self.adapter.apply(vectors[:1]), near, self._questions_adapted, self._answers_adapted)
         return Signals(
             empty=False,
             question_whole=q_whole, question_clause=q_clause, answer_whole=a_whole, answer_clause=a_clause,

@@ -7,11 +7,13 @@ import numpy as np
 from bot.decision import Signals, Thresholds, decide
 
 
-def signals(meaning: list[float], lexical: list[float]) -> Signals:
-    """Signals of a one-clause question whose questions and answers are equally close in meaning."""
+def signals(meaning: list[float], lexical: list[float], adapted: list[float] | None = None) -> Signals:
+    """Signals of a one-clause question whose questions and answers are equally close in meaning
+    (in the adapted meaning too, unless given)."""
     m, lex = np.array(meaning, dtype=np.float32), np.array(lexical, dtype=np.float32)
+    a = m if adapted is None else np.array(adapted, dtype=np.float32)
     none = np.full(len(m), -1.0, dtype=np.float32)
-    return Signals(False, m, none, m, none, lex, lex, {}, {}, asks=True, negative=False, declines_person=False)
+    return Signals(False, m, none, m, none, lex, lex, a, a, {}, {}, asks=True, negative=False, declines_person=False)
 
 
 def test_a_clear_best_entry_is_answered() -> None:
@@ -24,16 +26,19 @@ def test_nothing_plausible_is_refused_without_suggestions() -> None:
     assert (verdict.decision, verdict.answer, verdict.suggestions) == ("refuse", None, ())
 
 
-def test_suggestions_are_the_entries_close_to_the_best() -> None:
-    verdict = decide(signals([0.45, 0.42, 0.1, 0.0], [0.3, 0.3, 0.0, 0.0]), Thresholds(), {})
-    assert verdict.decision == "suggest" and verdict.suggestions == (0, 1)
+def test_unsure_offers_the_three_entries_the_adapted_meaning_ranks_first() -> None:
+    """Entries 0 and 1 share the buyer's words; the adapted meaning puts entry 2 closest."""
+    verdict = decide(signals([0.45, 0.42, 0.1, 0.0], [0.3, 0.3, 0.0, 0.0], adapted=[0.2, 0.35, 0.7, 0.0]),
+                     Thresholds(), {})
+    assert verdict.decision == "suggest" and verdict.suggestions == (2, 1, 0)
+    assert verdict.top == 0  # the plain best entry is still reported as the candidate
 
 
-def test_the_entry_closest_in_meaning_is_always_among_the_suggestions() -> None:
-    """Entries 0-2 share the buyer's words, entry 3 says what the buyer means in other words: the
-    blend ranks it fourth, so it takes the third place."""
-    sig = signals([0.40, 0.38, 0.36, 0.55], [0.35, 0.33, 0.32, 0.0])
-    verdict = decide(sig, Thresholds(), {})
-    assert verdict.decision == "suggest" and verdict.suggestions == (0, 1, 3)
-    fewer = decide(signals([0.40, 0.20, 0.10, 0.55], [0.35, 0.0, 0.0, 0.0]), Thresholds(), {})
-    assert fewer.decision == "suggest" and fewer.suggestions == (0, 3)
+def test_the_adapted_meaning_decides_whether_anything_is_offered() -> None:
+    """The same plain signals: offered when the adapted meaning finds an entry plausible, refused
+    when it finds none (an out-of-scope message that only shares a word with the FAQ)."""
+    plain = ([0.4, 0.3, 0.1, 0.0], [0.1, 0.0, 0.0, 0.0])
+    offered = decide(signals(*plain, adapted=[0.5, 0.3, 0.1, 0.0]), Thresholds(), {})
+    refused = decide(signals(*plain, adapted=[0.1, 0.05, 0.0, 0.0]), Thresholds(), {})
+    assert offered.decision == "suggest" and offered.suggestions[0] == 0
+    assert (refused.decision, refused.suggestions) == ("refuse", ())
