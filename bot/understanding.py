@@ -138,7 +138,8 @@ class Understanding:
         q_whole, q_clause, a_whole, a_clause = self._meaning(vectors, pool)
         closest = np.maximum(q_whole, a_whole)
         only = None if n <= CANDIDATES else np.argpartition(-closest, CANDIDATES)[:CANDIDATES].tolist()
-        # the adapted meaning only ranks suggestions: among the entries closest in plain meaning (the rest get -1)
+        # the adapted meaning judges the unsure messages (offer or not, and what): compared with the
+        # entries closest in plain meaning only (the rest get -1)
         near = None if n <= ADAPTED else np.argpartition(-closest, ADAPTED)[:ADAPTED]
         adapted = self._meaning(self.adapter.apply(vectors[:1]), near, self._questions_adapted, self._answers_adapted)
         return Signals(
