@@ -51,6 +51,7 @@ TRAINING = {
 }
 RANK, PENALTY, TEMPERATURE, STEPS, LEARNING_RATE, SEED = 64, 0.01, 0.05, 300, 0.01, 0
 FLOORS = (0.15, 0.175, 0.2, 0.225, 0.25)
+PLAIN_FLOOR = 0.2  # the floor of the release before, on the plain blend: the rule the floors are compared with
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ def prepare(kb: Path, queries: Path) -> ShopData:
 
 
 def blend(shop: ShopData, m: Messages, a, b, t: Thresholds = Thresholds()):
-    """The suggestion ranking of bot/decision.py with adapted vectors (torch tensors in and out)."""
+    """The adapted blend of bot/decision.py, which ranks and floors the offers (torch tensors in and out)."""
     import torch
 
     def adapt(x):
@@ -145,7 +146,7 @@ def train(shops: list[ShopData]) -> tuple[np.ndarray, np.ndarray, float]:
 
 def outcomes(shop: ShopData, a: np.ndarray, b: np.ndarray, floor: float | None) -> tuple[int, int]:
     """(in-scope resolved, out-of-scope offered) with the suggestion floor on the adapted blend, or
-    on the plain one (floor None: the rule without the adapter's say, Thresholds().suggest)."""
+    on the plain one (floor None: the rule without the adapter's say, PLAIN_FLOOR)."""
     import torch
 
     result = []
@@ -153,7 +154,7 @@ def outcomes(shop: ShopData, a: np.ndarray, b: np.ndarray, floor: float | None) 
         with torch.no_grad():
             ranked = blend(shop, m, torch.from_numpy(a), torch.from_numpy(b)).numpy()
         best = ranked.max(axis=1) if floor is not None else m.plain_best
-        offered = m.reaches & (best >= (floor if floor is not None else Thresholds().suggest))
+        offered = m.reaches & (best >= (floor if floor is not None else PLAIN_FLOOR))
         top = np.argsort(-ranked, axis=1, kind="stable")[:, :3]
         hit = np.array([t in row for t, row in zip(m.target, top)])
         result.append(int((m.answered | (offered & hit)).sum()) if m is shop.in_scope else int(offered.sum()))
